@@ -1,0 +1,1 @@
+"""The ledger: alerts (occurrences), their append-only traces, and the dispatch outbox."""

@@ -1,0 +1,191 @@
+"""SQLModel tables of the ledger and the shapes that cross its boundary.
+
+``Alert`` is one occurrence: one firing of one alert identity at one site, with exactly one
+flow run. ``TraceEvent`` rows are its append-only, hash-chained timeline. ``OutboxItem`` rows
+are written in the same transaction as the alert and relayed to Prefect by the dispatcher.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, TypeDecorator, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC and always gives back an aware datetime (SQLite forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the ledger; use an aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _ts(*, index: bool = False, nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), index=index, nullable=nullable))
+
+
+class Status(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    IGNORED = "ignored"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+class Step(StrEnum):
+    RECEIVED = "received"
+    ASSIGNED = "assigned"
+    NOTIFIED = "notified"
+    ACKNOWLEDGED = "acknowledged"
+    ESCALATED = "escalated"
+    IGNORED = "ignored"
+    REFUSED = "refused"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+class Outcome(StrEnum):
+    FIXED = "fixed"
+    FALSE_POSITIVE = "false_positive"
+    DUPLICATE = "duplicate"
+    KNOWN_ISSUE = "known_issue"
+
+
+class AlertBase(SQLModel):
+    site: str = Field(max_length=63, index=True)
+    key: str = Field(max_length=255, description="The alert's identity at its source.")
+    source: str = Field(default="native", max_length=32)
+    severity: str = Field(default="high", max_length=16)
+    title: str = Field(max_length=500)
+    detector: str | None = Field(default=None, max_length=200)
+    detector_version: str | None = Field(default=None, max_length=100)
+    confidence: float | None = None
+    evidence_url: str | None = Field(default=None, max_length=2000)
+    labels: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Alert(AlertBase, table=True):
+    """One occurrence and where its response stands."""
+
+    __table_args__ = (
+        UniqueConstraint("open_key", name="uq_alert_open_key"),
+        Index("ix_alert_site_received", "site", "received_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    detected_at: datetime | None = _ts()
+    received_at: datetime = _ts(index=True, nullable=False)
+    status: str = Field(default=Status.OPEN.value, max_length=16, index=True)
+    open_key: str | None = Field(
+        default=None, max_length=400, description="site/source/key while open; NULL once closed."
+    )
+    repeat_count: int = 1
+    level: int = Field(default=0, description="Current escalation level, 1-based; 0 = unassigned.")
+    owner: str | None = Field(default=None, max_length=200)
+    ack_deadline: datetime | None = _ts(index=True)
+    resolve_deadline: datetime | None = _ts(index=True)
+    acknowledged_at: datetime | None = _ts()
+    acknowledged_by: str | None = Field(default=None, max_length=200)
+    resolved_at: datetime | None = _ts()
+    resolved_by: str | None = Field(default=None, max_length=200)
+    outcome: str | None = Field(default=None, max_length=32)
+    closed_at: datetime | None = _ts()
+    workflow_version: str | None = Field(default=None, max_length=100)
+    policy_version: str | None = Field(default=None, max_length=100)
+    policy: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSON), description="The policy pinned when the run started."
+    )
+    flow_run_id: str | None = Field(default=None, max_length=36, index=True)
+
+
+class TraceEvent(SQLModel, table=True):
+    """One step of one alert's response; never updated, never deleted."""
+
+    __tablename__ = "trace_event"
+    __table_args__ = (UniqueConstraint("alert_id", "seq", name="uq_trace_alert_seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    alert_id: int = Field(foreign_key="alert.id", index=True)
+    seq: int = Field(description="Position in the alert's trace, from 1.")
+    step: str = Field(max_length=32, index=True)
+    actor: str = Field(max_length=200)
+    at: datetime = _ts(index=True, nullable=False)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class OutboxItem(SQLModel, table=True):
+    """Work the dispatcher owes Prefect: create the alert's flow run."""
+
+    __tablename__ = "outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    alert_id: int = Field(foreign_key="alert.id", index=True)
+    topic: str = Field(default="dispatch", max_length=32)
+    created_at: datetime = _ts(nullable=False)
+    due_at: datetime = _ts(index=True, nullable=False)
+    attempts: int = 0
+    last_error: str | None = Field(default=None, max_length=2000)
+    done_at: datetime | None = _ts(index=True)
+
+
+class AlertCreate(AlertBase):
+    """What an intake or a manual run gives the ledger to open an occurrence."""
+
+    detected_at: datetime | None = None
+
+
+class TraceEntry(SQLModel):
+    """One step as shown to people and API clients."""
+
+    seq: int
+    step: str
+    actor: str
+    at: datetime
+    detail: dict[str, Any]
+
+
+class AlertPublic(AlertBase):
+    """An alert as the API returns it."""
+
+    id: int
+    status: str
+    level: int
+    owner: str | None
+    detected_at: datetime | None
+    received_at: datetime
+    ack_deadline: datetime | None
+    resolve_deadline: datetime | None
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    resolved_by: str | None
+    resolved_at: datetime | None
+    outcome: str | None
+    closed_at: datetime | None
+    repeat_count: int
+    workflow_version: str | None
+    policy_version: str | None
+    flow_run_id: str | None
+    flow_run_url: str | None = None
+    trace: list[TraceEntry] = []

@@ -1,0 +1,171 @@
+"""The ownership policy of one site: who must act on an alert, and by when.
+
+Pure data with validation; the decisions made from it (who may act at which level, which
+deadline applies) live in :mod:`axtrace.ownership` and work on a plain snapshot of it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated, Any
+
+from prefect.blocks.core import Block
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+_SHORTHAND = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class Severity(StrEnum):
+    """How bad an alert is; overrides of deadlines are keyed by it."""
+
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+SEVERITIES: tuple[str, ...] = tuple(s.value for s in Severity)
+
+
+def _parse_duration(value: Any) -> Any:
+    """Accept ``30s``, ``15m``, ``2h``, ``1d`` besides what pydantic takes (seconds, ISO 8601)."""
+    if isinstance(value, str) and (match := _SHORTHAND.match(value)):
+        return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
+    return value
+
+
+def _positive(value: timedelta, field: str) -> timedelta:
+    if value.total_seconds() <= 0:
+        raise ValueError(f"{field} must be longer than zero, got {value.total_seconds():g}s")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
+
+
+class EscalationLevel(BaseModel):
+    """One level of an escalation chain: who is called, and how long they have to acknowledge."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        default="",
+        description="A label for the level shown to operators, such as 'Line lead'.",
+    )
+    responders: list[str] = Field(
+        min_length=1,
+        description="People or teams who may acknowledge and resolve at this level.",
+    )
+    acknowledge_within: Duration = Field(
+        description="Time allowed to acknowledge before escalating, e.g. '15m' or 'PT15M'.",
+    )
+
+    @field_validator("responders")
+    @classmethod
+    def _unique_responders(cls, responders: list[str]) -> list[str]:
+        cleaned = [r.strip() for r in responders]
+        if any(not r for r in cleaned):
+            raise ValueError("responders must not contain an empty name")
+        seen: set[str] = set()
+        for name in cleaned:
+            if name in seen:
+                raise ValueError(f"responder '{name}' is listed twice in this level")
+            seen.add(name)
+        return cleaned
+
+    @field_validator("acknowledge_within")
+    @classmethod
+    def _positive_ack(cls, value: timedelta) -> timedelta:
+        return _positive(value, "acknowledge_within")
+
+
+class DeadlineOverride(BaseModel):
+    """Deadlines that replace the defaults for alerts of one severity."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    acknowledge_within: Duration | None = Field(
+        default=None,
+        description="Acknowledge deadline at every level for this severity; empty keeps each level's own.",
+    )
+    resolve_within: Duration | None = Field(
+        default=None,
+        description="Resolve deadline for this severity; empty keeps the policy's default.",
+    )
+
+    @field_validator("acknowledge_within", "resolve_within")
+    @classmethod
+    def _positive_override(cls, value: timedelta | None, info: Any) -> timedelta | None:
+        return None if value is None else _positive(value, info.field_name)
+
+
+class OwnershipPolicy(Block):
+    """Who owns AI alerts at one site: the owning team, an escalation chain of responders with
+    acknowledge deadlines, and the resolve deadline. AxTrace pins the policy on each alert when
+    its run starts, so editing it never changes the chain of an alert already open.
+
+    Example:
+        Load the policy of a site:
+        ```python
+        from axtrace_blocks import OwnershipPolicy
+
+        policy = OwnershipPolicy.load("BLOCK_NAME")
+        print(policy.escalation_chain[0].responders)
+        ```
+    """
+
+    _block_type_name = "AxTrace Ownership Policy"
+    _block_type_slug = "axtrace-ownership-policy"
+    _description = (
+        "Who owns AI alerts at one site: owning team, escalation chain and deadlines."
+    )
+    _documentation_url = "https://github.com/axtrace/axtrace#sites"  # type: ignore[assignment]
+
+    site: str = Field(
+        description="The site slug this policy belongs to, such as 'berlin-plant'.",
+        pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
+    )
+    owning_team: str = Field(min_length=1, description="The team that owns alerts at this site.")
+    escalation_chain: list[EscalationLevel] = Field(
+        description="Levels called in order when an acknowledge deadline passes; the first is the owner.",
+    )
+    resolve_within: Duration = Field(
+        description="Time allowed from receiving an alert to resolving it, e.g. '4h'.",
+    )
+    severity_overrides: dict[str, DeadlineOverride] = Field(
+        default_factory=dict,
+        description="Deadlines per severity (critical, high, medium, low) that replace the defaults.",
+    )
+    notification_block: str | None = Field(
+        default=None,
+        description=(
+            "A Prefect notification block used to notify responders, as "
+            "'<block-type-slug>/<name>', e.g. 'slack-webhook/berlin-ops'; empty records only."
+        ),
+    )
+
+    @field_validator("escalation_chain")
+    @classmethod
+    def _non_empty_chain(cls, chain: list[EscalationLevel]) -> list[EscalationLevel]:
+        if not chain:
+            raise ValueError("escalation_chain needs at least one level")
+        return chain
+
+    @field_validator("resolve_within")
+    @classmethod
+    def _positive_resolve(cls, value: timedelta) -> timedelta:
+        return _positive(value, "resolve_within")
+
+    @field_validator("severity_overrides")
+    @classmethod
+    def _known_severities(cls, overrides: dict[str, DeadlineOverride]) -> dict[str, DeadlineOverride]:
+        for severity in overrides:
+            if severity not in SEVERITIES:
+                raise ValueError(
+                    f"unknown severity '{severity}' in severity_overrides; "
+                    f"expected one of {', '.join(SEVERITIES)}"
+                )
+        return overrides
