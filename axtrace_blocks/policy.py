@@ -16,6 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 _SHORTHAND = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_SITE_SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
 
 class Severity(StrEnum):
@@ -89,7 +90,9 @@ class DeadlineOverride(BaseModel):
 
     acknowledge_within: Duration | None = Field(
         default=None,
-        description="Acknowledge deadline at every level for this severity; empty keeps each level's own.",
+        description=(
+            "Acknowledge deadline at every level for this severity; empty keeps each level's own."
+        ),
     )
     resolve_within: Duration | None = Field(
         default=None,
@@ -119,25 +122,29 @@ class OwnershipPolicy(Block):
 
     _block_type_name = "AxTrace Ownership Policy"
     _block_type_slug = "axtrace-ownership-policy"
-    _description = (
-        "Who owns AI alerts at one site: owning team, escalation chain and deadlines."
-    )
+    _description = "Who owns AI alerts at one site: owning team, escalation chain and deadlines."
     _documentation_url = "https://github.com/axtrace/axtrace#sites"  # type: ignore[assignment]
 
     site: str = Field(
         description="The site slug this policy belongs to, such as 'berlin-plant'.",
-        pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
+        # The pattern goes to the JSON schema so the Prefect UI form checks it as you type;
+        # ``_slug_site`` checks it in Python with a message an operator can act on.
+        json_schema_extra={"pattern": _SITE_SLUG},
     )
     owning_team: str = Field(min_length=1, description="The team that owns alerts at this site.")
     escalation_chain: list[EscalationLevel] = Field(
-        description="Levels called in order when an acknowledge deadline passes; the first is the owner.",
+        description=(
+            "Levels called in order when an acknowledge deadline passes; the first is the owner."
+        ),
     )
     resolve_within: Duration = Field(
         description="Time allowed from receiving an alert to resolving it, e.g. '4h'.",
     )
     severity_overrides: dict[str, DeadlineOverride] = Field(
         default_factory=dict,
-        description="Deadlines per severity (critical, high, medium, low) that replace the defaults.",
+        description=(
+            "Deadlines per severity (critical, high, medium, low) that replace the defaults."
+        ),
     )
     notification_block: str | None = Field(
         default=None,
@@ -146,6 +153,16 @@ class OwnershipPolicy(Block):
             "'<block-type-slug>/<name>', e.g. 'slack-webhook/berlin-ops'; empty records only."
         ),
     )
+
+    @field_validator("site")
+    @classmethod
+    def _slug_site(cls, site: str) -> str:
+        if not re.fullmatch(_SITE_SLUG, site):
+            raise ValueError(
+                f"site must be a slug of lowercase letters, digits and hyphens starting with "
+                f"a letter or digit, at most 63 characters, such as 'berlin-plant'; got {site!r}"
+            )
+        return site
 
     @field_validator("escalation_chain")
     @classmethod
@@ -161,7 +178,9 @@ class OwnershipPolicy(Block):
 
     @field_validator("severity_overrides")
     @classmethod
-    def _known_severities(cls, overrides: dict[str, DeadlineOverride]) -> dict[str, DeadlineOverride]:
+    def _known_severities(
+        cls, overrides: dict[str, DeadlineOverride]
+    ) -> dict[str, DeadlineOverride]:
         for severity in overrides:
             if severity not in SEVERITIES:
                 raise ValueError(

@@ -101,6 +101,10 @@ class Alert(AlertBase, table=True):
     )
     repeat_count: int = 1
     level: int = Field(default=0, description="Current escalation level, 1-based; 0 = unassigned.")
+    notified_level: int = Field(default=0, description="Highest level notified so far.")
+    wait_seq: int = Field(
+        default=0, description="Answers the run has taken; names its next wait (pause key)."
+    )
     owner: str | None = Field(default=None, max_length=200)
     ack_deadline: datetime | None = _ts(index=True)
     resolve_deadline: datetime | None = _ts(index=True)

@@ -1,8 +1,8 @@
-"""initial ledger: alerts, trace events, outbox
+"""initial ledger
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 00:06:11.988738
+Create Date: 2026-11-26 00:09:06.601357
 """
 
 from collections.abc import Sequence
@@ -40,6 +40,8 @@ def upgrade() -> None:
     sa.Column('open_key', sqlmodel.sql.sqltypes.AutoString(length=400), nullable=True),
     sa.Column('repeat_count', sa.Integer(), nullable=False),
     sa.Column('level', sa.Integer(), nullable=False),
+    sa.Column('notified_level', sa.Integer(), nullable=False),
+    sa.Column('wait_seq', sa.Integer(), nullable=False),
     sa.Column('owner', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
     sa.Column('ack_deadline', axtrace.ledger.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('resolve_deadline', axtrace.ledger.models.UTCDateTime(timezone=True), nullable=True),

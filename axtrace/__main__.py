@@ -1,0 +1,3 @@
+from axtrace.cli import main
+
+main()

@@ -1,0 +1,121 @@
+"""Acting on an alert from outside its run: the CLI and the HTTP API end here.
+
+Both end in the same flow input as the Prefect UI's form: ``resume_flow_run`` with the typed
+answer. Someone who may not act is refused here (403), recorded in the trace, and the run
+keeps waiting. Prefect lets exactly one resume of a paused run through; a loser looks again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Literal
+
+from axtrace.errors import Conflict, Forbidden, InvalidInput, Unavailable
+from axtrace.events import emit_step
+from axtrace.ledger import repo
+from axtrace.ledger.models import Alert, Outcome, Status, Step
+from axtrace.ledger.session import in_transaction, ledger_session
+from axtrace.workflow import refusal
+
+Action = Literal["acknowledge", "resolve"]
+_ALLOWED_FROM: dict[str, tuple[str, ...]] = {
+    "acknowledge": (Status.OPEN.value,),
+    "resolve": (Status.ACKNOWLEDGED.value, Status.IGNORED.value),
+}
+
+
+def _load(alert_id: int) -> Alert:
+    with ledger_session() as session:
+        return repo.get_alert(session=session, alert_id=alert_id)
+
+
+def _check(alert: Alert, action: Action, who: str) -> None:
+    if alert.status not in _ALLOWED_FROM[action]:
+        hint = " (acknowledge it first)" if alert.status == Status.OPEN else ""
+        raise Conflict(
+            f"alert {alert.id} is {alert.status}; it cannot be {action}d now{hint}",
+            field="status",
+        )
+    from axtrace import ownership
+
+    if alert.policy is not None and not ownership.may_act(alert.policy, alert.level, who):
+        _record_refusal(alert.id or 0, who, action)
+        allowed = ", ".join(ownership.responders(alert.policy, alert.level))
+        raise Forbidden(
+            f"'{who}' may not {action} alert {alert.id} at level {alert.level}; "
+            f"allowed: {allowed}",
+            field="responder",
+        )
+
+
+def _record_refusal(alert_id: int, who: str, action: str) -> None:
+    def work(session: Any) -> Any:
+        return refusal(session, repo.get_alert(session=session, alert_id=alert_id), who, action)
+
+    alert, step, actor, detail = in_transaction(work)
+    emit_step(step.value, alert, detail, actor)
+
+
+async def act(
+    alert_id: int, action: Action, who: str, *, note: str = "", outcome: str | None = None,
+    wait_seconds: float = 60.0,
+) -> Alert:
+    """Give the alert's waiting run this answer; return the alert once the run has taken it."""
+    from prefect import get_client
+    from prefect.client.schemas.responses import SetStateStatus
+
+    if not who.strip():
+        raise InvalidInput("responder must not be empty", field="responder")
+    if action == "resolve" and outcome not in {o.value for o in Outcome}:
+        choices = ", ".join(o.value for o in Outcome)
+        raise InvalidInput(f"outcome must be one of {choices}, got {outcome!r}", field="outcome")
+    answer: dict[str, Any] = {"responder": who, "note": note}
+    if action == "resolve":
+        answer["outcome"] = outcome
+    deadline = time.monotonic() + wait_seconds
+    async with get_client() as client:
+        while True:
+            alert = await asyncio.to_thread(_load, alert_id)
+            if alert.level == 0 or alert.flow_run_id is None:
+                _check_status_only(alert, action)
+            else:
+                await asyncio.to_thread(_check, alert, action, who)
+                run = await client.read_flow_run(alert.flow_run_id)  # type: ignore[arg-type]
+                state = run.state
+                key = f"{action}-{alert.wait_seq}"
+                if state and state.is_paused() and state.state_details.pause_key == key:
+                    result = await client.resume_flow_run(run.id, run_input=answer)
+                    if result.status == SetStateStatus.ACCEPT:
+                        return await _taken(alert, deadline)
+                    if "validat" in str(getattr(result.details, "reason", "")).lower():
+                        raise InvalidInput(str(result.details.reason), field="responder")
+            if time.monotonic() > deadline:
+                raise Unavailable(
+                    f"the run of alert {alert_id} is not waiting for {action} yet; try again",
+                    field="alert_id",
+                )
+            await asyncio.sleep(0.3)
+
+
+def _check_status_only(alert: Alert, action: Action) -> None:
+    if alert.status not in _ALLOWED_FROM[action]:
+        raise Conflict(f"alert {alert.id} is {alert.status}", field="status")
+
+
+async def _taken(before: Alert, deadline: float) -> Alert:
+    """Wait until the run has taken the answer (its wait counter moved on)."""
+    while True:
+        alert = await asyncio.to_thread(_load, before.id or 0)
+        if alert.wait_seq > before.wait_seq or time.monotonic() > deadline:
+            return alert
+        await asyncio.sleep(0.3)
+
+
+def last_step(alert_id: int) -> str | None:
+    with ledger_session() as session:
+        trace = repo.trace_of(session=session, alert_id=alert_id)
+    return trace[-1].step if trace else None
+
+
+__all__ = ["Action", "Step", "act", "last_step"]

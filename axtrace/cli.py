@@ -1,0 +1,264 @@
+"""The ``axtrace`` command line (Typer + Rich). Commands load, call, print: a few lines each."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from axtrace.errors import AxTraceError
+from axtrace.settings import get_settings
+
+app = typer.Typer(help="AxTrace: the same, provable response to AI alerts at every site.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+sites_app = typer.Typer(help="The sites in sites.yaml: policies and deployments.")
+db_app = typer.Typer(help="The ledger database.")
+app.add_typer(sites_app, name="sites")
+app.add_typer(db_app, name="db")
+console = Console()
+err = Console(stderr=True)
+
+SitesOpt = Annotated[Path, typer.Option("--sites", help="The sites file.")]
+DEFAULT_SITES = Path("deployments/sites.yaml")
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _api(method: str, path: str, **kwargs: Any) -> Any:
+    url = get_settings().base_api_url + path
+    try:
+        response = httpx.request(method, url, timeout=120, **kwargs)
+    except httpx.HTTPError as exc:
+        _fail(f"AxTrace API not reachable at {url} ({exc}); is `axtrace up` running?", 3)
+    if response.status_code >= 400:
+        try:
+            details = response.json()["detail"]
+            text = "; ".join(
+                f"{'.'.join(str(p) for p in d.get('loc', [])[1:]) or 'request'}: {d['msg']}"
+                for d in details
+            ) if isinstance(details, list) else str(details)
+        except (ValueError, KeyError, TypeError):
+            text = response.text
+        _fail(text, 4 if response.status_code == 403 else 2)
+    return response.json()
+
+
+@app.command()
+def up(
+    sites: SitesOpt = DEFAULT_SITES,
+    port: Annotated[int, typer.Option(help="Port of the AxTrace HTTP API.")] = 4280,
+    prefect_port: Annotated[int, typer.Option(help="Port of the local Prefect server.")] = 4200,
+    demo: Annotated[bool, typer.Option(help="Run `axtrace demo` once everything is up.")] = False,
+) -> None:
+    """Start everything on one machine: Prefect server (SQLite), site deployments served,
+    deadline sweeper and dispatcher, the AxTrace API. Ctrl-C stops it all cleanly."""
+    from axtrace import runtime
+    from axtrace.ledger.db import upgrade
+    from axtrace.sites import apply_sites, load_sites
+
+    settings = get_settings()
+    try:
+        specs = load_sites(sites)
+    except AxTraceError as exc:
+        _fail(exc.message)
+    logs = settings.home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.ledger_url)
+    children: list[Any] = []
+    env = dict(os.environ)
+    stopping = threading.Event()
+
+    def shutdown(*_: Any) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    try:
+        if not os.environ.get("PREFECT_API_URL"):
+            api_url = f"http://127.0.0.1:{prefect_port}/api"
+            with console.status(f"Starting the Prefect server on {api_url} (SQLite) ..."):
+                server = runtime.start_prefect_server(prefect_port, logs / "prefect-server.log")
+                children.append(server)
+                runtime.wait_healthy(f"{api_url}/health", timeout=180, proc=server)
+            env["PREFECT_API_URL"] = os.environ["PREFECT_API_URL"] = api_url
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        # Prefect read its settings at import; point this process at the server just started.
+        with temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}), \
+                _progress() as progress:
+            bar = progress.add_task("Applying sites", total=len(specs))
+            apply_sites(sites, progress=lambda _s: progress.advance(bar))
+        env["AXTRACE_API_PORT"] = str(port)
+        children.append(runtime.start_child(["serve", "--sites", str(sites)],
+                                            logs / "serve.log", env))
+        intake = runtime.start_child(["intake", "--port", str(port)], logs / "intake.log", env)
+        children.append(intake)
+        runtime.wait_healthy(f"http://127.0.0.1:{port}/healthz", timeout=60, proc=intake)
+        _banner(env["PREFECT_API_URL"], port, [s.site for s in specs], logs)
+        if demo:
+            os.environ["AXTRACE_API_PORT"] = str(port)
+            get_settings.cache_clear()
+            from axtrace.demo import run_demo
+
+            run_demo(console)
+        while not stopping.wait(1):
+            for child in children:
+                if child.poll() is not None:
+                    _fail(f"{child.args[2:5]} exited with {child.returncode}; see {logs}")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        console.print("Stopping AxTrace ...")
+        for child in reversed(children):
+            runtime.stop(child)
+        console.print("Stopped.")
+
+
+def _banner(prefect_api: str, port: int, sites: list[str], logs: Path) -> None:
+    ui = prefect_api.removesuffix("/api")
+    table = Table(title="AxTrace is up", show_header=False)
+    table.add_row("Prefect UI", ui)
+    table.add_row("AxTrace API", f"http://127.0.0.1:{port}/docs")
+    table.add_row("Ledger", get_settings().ledger_url)
+    table.add_row("Sites", ", ".join(sites))
+    table.add_row("Logs", str(logs))
+    console.print(table)
+    console.print("Raise an alert: [bold]axtrace raise --site "
+                  f"{sites[0]} --title 'Defect on line 3'[/]   Stop: Ctrl-C")
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console)
+
+
+@app.command()
+def serve(sites: SitesOpt = DEFAULT_SITES) -> None:
+    """Serve every site deployment from this process (run several for more capacity)."""
+    from axtrace.runtime import run_async, serve_sites
+
+    run_async(serve_sites(sites))
+
+
+@app.command()
+def intake(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 4280,
+    background: Annotated[bool, typer.Option(help="Also run dispatcher and sweeper.")] = True,
+) -> None:
+    """Serve the AxTrace HTTP API (and, by default, the dispatcher and deadline sweeper)."""
+    from axtrace.runtime import run_intake
+
+    run_intake(host, port, background=background)
+
+
+@sites_app.command("apply")
+def sites_apply(
+    path: Annotated[Path, typer.Argument(help="The sites file.")] = DEFAULT_SITES,
+    work_pool: Annotated[str | None, typer.Option(help="Target a work pool.")] = None,
+) -> None:
+    """Save each site's policy block and create its deployment of respond-to-alert."""
+    from axtrace.sites import apply_sites, load_sites
+
+    try:
+        specs = load_sites(path)
+        with _progress() as progress:
+            bar = progress.add_task("Applying sites", total=len(specs))
+            apply_sites(path, work_pool=work_pool, progress=lambda _s: progress.advance(bar))
+    except AxTraceError as exc:
+        _fail(exc.message)
+    for spec in specs:
+        console.print(f"  [green]✓[/] respond-to-alert/{spec.site}  (policy block '{spec.site}')")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the ledger schema (Alembic)."""
+    from axtrace.ledger.db import upgrade
+
+    upgrade(get_settings().ledger_url)
+    console.print(f"Ledger at {get_settings().ledger_url} is up to date.")
+
+
+@app.command("raise")
+def raise_alert(
+    site: Annotated[str, typer.Option(help="Site slug.")],
+    title: Annotated[str, typer.Option(help="What was detected.")],
+    severity: Annotated[str, typer.Option(help="critical, high, medium or low.")] = "high",
+    detector: Annotated[str | None, typer.Option(help="Detector (model) name.")] = None,
+    key: Annotated[str | None, typer.Option(help="The alert's identity at the detector.")] = None,
+) -> None:
+    """Raise an alert; prints its id."""
+    body = {"site": site, "title": title, "severity": severity, "detector": detector, "key": key}
+    accepted = _api("POST", "/v1/alerts", json={k: v for k, v in body.items() if v is not None})
+    console.print(accepted["id"])
+
+
+@app.command()
+def ack(
+    alert: Annotated[int, typer.Argument(help="Alert id.")],
+    as_: Annotated[str, typer.Option("--as", help="Who you are.")],
+    note: Annotated[str, typer.Option(help="A note for the trace.")] = "",
+) -> None:
+    """Acknowledge an alert (only responders at its current or an earlier level may)."""
+    result = _api("POST", f"/v1/alerts/{alert}/ack", json={"responder": as_, "note": note})
+    console.print(f"Alert {alert}: {result['status']} by {result['acknowledged_by']} "
+                  f"(level {result['level']})")
+
+
+@app.command()
+def resolve(
+    alert: Annotated[int, typer.Argument(help="Alert id.")],
+    as_: Annotated[str, typer.Option("--as", help="Who you are.")],
+    outcome: Annotated[str, typer.Option(
+        help="fixed, false_positive, duplicate or known_issue.")],
+    note: Annotated[str, typer.Option(help="A note for the trace.")] = "",
+) -> None:
+    """Resolve an acknowledged (or ignored) alert with an outcome."""
+    body = {"responder": as_, "outcome": outcome, "note": note}
+    result = _api("POST", f"/v1/alerts/{alert}/resolve", json=body)
+    console.print(f"Alert {alert}: {result['status']} by {result['resolved_by']} ({outcome})")
+
+
+@app.command()
+def trace(alert: Annotated[int, typer.Argument(help="Alert id.")]) -> None:
+    """Print one alert's timeline."""
+    data = _api("GET", f"/v1/alerts/{alert}")
+    console.print(f"[bold]Alert {data['id']}[/] at {data['site']}: {data['title']} "
+                  f"({data['severity']}) - {data['status']}, level {data['level']}, "
+                  f"owner {data['owner']}")
+    if data.get("flow_run_url"):
+        console.print(f"Prefect run: {data['flow_run_url']}")
+    table = Table("#", "at (UTC)", "step", "actor", "detail")
+    for entry in data["trace"]:
+        detail = ", ".join(f"{k}={v}" for k, v in entry["detail"].items() if v not in (None, ""))
+        table.add_row(str(entry["seq"]), entry["at"][:19].replace("T", " "), entry["step"],
+                      entry["actor"], detail[:120])
+    console.print(table)
+
+
+@app.command()
+def demo() -> None:
+    """Against a running `axtrace up`: three sites, three behaviours, one summary."""
+    from axtrace.demo import run_demo
+
+    run_demo(console)
+
+
+def main() -> None:
+    try:
+        app()
+    except AxTraceError as exc:
+        err.print(f"[bold red]error:[/] {exc.message}")
+        sys.exit(2)

@@ -1,0 +1,122 @@
+"""The dispatcher: relays outbox rows to Prefect, one flow run per occurrence.
+
+Runs are created with ``idempotency_key=<site>:<alert id>`` (Prefect's key is unique per flow,
+not per deployment, so it carries the site): a retry after a lost answer returns the same run.
+While Prefect is away rows stay due and are retried with backoff; on restart the dispatcher
+simply picks up the rows that are still due. On PostgreSQL rows are claimed with
+``FOR UPDATE SKIP LOCKED`` so several dispatchers never take the same row at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from axtrace.ledger import repo
+from axtrace.ledger.models import Alert, OutboxItem, utcnow
+from axtrace.ledger.session import ledger_session
+from axtrace.sites import full_name
+
+logger = logging.getLogger("axtrace.dispatch")
+MAX_BACKOFF = 60.0
+
+
+def idempotency_key(alert: Alert) -> str:
+    return f"{alert.site}:{alert.id}"
+
+
+def _claim(session: Session, limit: int) -> list[tuple[OutboxItem, Alert]]:
+    query = (
+        select(OutboxItem, Alert).join(Alert, col(Alert.id) == col(OutboxItem.alert_id))
+        .where(col(OutboxItem.done_at).is_(None), col(OutboxItem.due_at) <= utcnow())
+        .order_by(col(OutboxItem.due_at)).limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=OutboxItem)
+    rows = session.exec(query).all()
+    lease = utcnow() + timedelta(seconds=30)
+    for item, _alert in rows:
+        item.due_at = lease  # leased: another dispatcher will not take it for 30 s
+        session.add(item)
+    session.commit()
+    return [(item, alert) for item, alert in rows]
+
+
+async def create_run(client: Any, alert: Alert) -> str:
+    from prefect.client.schemas.objects import Deployment  # noqa: F401  (typing aid)
+
+    deployment = await client.read_deployment_by_name(full_name(alert.site))
+    run = await client.create_flow_run_from_deployment(
+        deployment.id,
+        parameters={"site": alert.site, "alert_id": alert.id},
+        idempotency_key=idempotency_key(alert),
+        tags=[f"site:{alert.site}", f"severity:{alert.severity}"],
+    )
+    return str(run.id)
+
+
+def _finish(item_id: int, alert_id: int, run_id: str | None, error: str | None) -> None:
+    with ledger_session() as session:
+        item = session.get(OutboxItem, item_id)
+        if item is None:
+            return
+        now = utcnow()
+        if run_id:
+            item.done_at = now
+            alert = repo.get_alert(session=session, alert_id=alert_id)
+            if alert.flow_run_id is None:
+                alert.flow_run_id = run_id
+                session.add(alert)
+        else:
+            item.attempts += 1
+            item.last_error = (error or "")[:2000]
+            item.due_at = now + timedelta(seconds=min(MAX_BACKOFF, 0.5 * 2**item.attempts))
+        session.add(item)
+        session.commit()
+
+
+async def dispatch_once(client: Any, *, limit: int = 50, concurrency: int = 8) -> int:
+    """Relay what is due; returns the number of runs created."""
+    with ledger_session() as session:
+        claimed = _claim(session, limit)
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(item: OutboxItem, alert: Alert) -> bool:
+        async with gate:
+            try:
+                run_id = await create_run(client, alert)
+            except Exception as exc:  # Prefect away or site not deployed: retry later
+                logger.warning("dispatch of alert %s failed: %s", alert.id, exc)
+                await asyncio.to_thread(_finish, item.id or 0, alert.id or 0, None, repr(exc))
+                return False
+            await asyncio.to_thread(_finish, item.id or 0, alert.id or 0, run_id, None)
+            return True
+
+    results = await asyncio.gather(*(one(item, alert) for item, alert in claimed))
+    return sum(results)
+
+
+async def run_dispatcher(stop: asyncio.Event, *, interval: float, concurrency: int) -> None:
+    from prefect import get_client
+
+    while not stop.is_set():
+        try:
+            async with get_client() as client:
+                while not stop.is_set():
+                    created = await dispatch_once(client, concurrency=concurrency)
+                    if not created:
+                        await _sleep(stop, interval)
+        except Exception:
+            logger.exception("dispatcher pass failed; retrying")
+            await _sleep(stop, interval)
+
+
+async def _sleep(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass

@@ -1,0 +1,159 @@
+"""Data functions of the ledger. Keyword-only and typed; they flush, the caller commits.
+
+Trace events are hash-chained: each stores the hash of its predecessor, so an edited or
+truncated trace can be found by recomputing the chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from axtrace.errors import NotFound
+from axtrace.ledger.models import (
+    Alert,
+    AlertCreate,
+    OutboxItem,
+    Status,
+    Step,
+    TraceEvent,
+    utcnow,
+)
+
+GENESIS = "0" * 64
+
+
+def open_key(*, site: str, source: str, key: str) -> str:
+    return f"{site}/{source}/{key}"
+
+
+def event_hash(
+    *, prev_hash: str, alert_id: int, seq: int, step: str, actor: str, at: datetime,
+    detail: dict[str, Any],
+) -> str:
+    body = json.dumps(
+        [prev_hash, alert_id, seq, step, actor, at.isoformat(), detail],
+        sort_keys=True, separators=(",", ":"), default=str,
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def append_step(
+    *, session: Session, alert_id: int, step: Step, actor: str,
+    detail: dict[str, Any] | None = None, at: datetime | None = None,
+) -> TraceEvent:
+    """Add one step to an alert's trace (the unique (alert, seq) makes racing writers retry)."""
+    last = session.exec(
+        select(TraceEvent).where(TraceEvent.alert_id == alert_id)
+        .order_by(col(TraceEvent.seq).desc()).limit(1)
+    ).first()
+    seq = last.seq + 1 if last else 1
+    prev = last.hash if last else GENESIS
+    when = at or utcnow()
+    clean = json.loads(json.dumps(detail or {}, default=str))
+    event = TraceEvent(
+        alert_id=alert_id, seq=seq, step=step.value, actor=actor, at=when, detail=clean,
+        prev_hash=prev,
+        hash=event_hash(prev_hash=prev, alert_id=alert_id, seq=seq, step=step.value,
+                        actor=actor, at=when, detail=clean),
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def create_alert(
+    *, session: Session, alert: AlertCreate, actor: str, dispatch: bool = True,
+    flow_run_id: str | None = None, at: datetime | None = None,
+) -> Alert:
+    """Open a new occurrence with its ``received`` step and, when asked, its outbox row."""
+    when = at or utcnow()
+    row = Alert.model_validate(
+        alert.model_dump() | {
+            "received_at": when, "status": Status.OPEN.value, "flow_run_id": flow_run_id,
+            "open_key": open_key(site=alert.site, source=alert.source, key=alert.key),
+        }
+    )
+    session.add(row)
+    session.flush()
+    assert row.id is not None
+    append_step(
+        session=session, alert_id=row.id, step=Step.RECEIVED, actor=actor, at=when,
+        detail={"source": alert.source, "key": alert.key, "severity": alert.severity,
+                "title": alert.title},
+    )
+    if dispatch:
+        session.add(OutboxItem(alert_id=row.id, created_at=when, due_at=when))
+        session.flush()
+    return row
+
+
+def get_alert(*, session: Session, alert_id: int, lock: bool = False) -> Alert:
+    query = select(Alert).where(Alert.id == alert_id)
+    if lock:
+        query = query.with_for_update()
+    alert = session.exec(query).first()
+    if alert is None:
+        raise NotFound(f"no alert with id {alert_id}", field="alert_id")
+    return alert
+
+
+def find_by_run(*, session: Session, flow_run_id: str) -> Alert | None:
+    return session.exec(select(Alert).where(Alert.flow_run_id == flow_run_id)).first()
+
+
+def trace_of(*, session: Session, alert_id: int) -> Sequence[TraceEvent]:
+    return session.exec(
+        select(TraceEvent).where(TraceEvent.alert_id == alert_id).order_by(col(TraceEvent.seq))
+    ).all()
+
+
+def list_alerts(
+    *, session: Session, site: str | None = None, status: str | None = None,
+    since: datetime | None = None, limit: int = 100,
+) -> Sequence[Alert]:
+    query = select(Alert)
+    if site:
+        query = query.where(Alert.site == site)
+    if status:
+        query = query.where(Alert.status == status)
+    if since:
+        query = query.where(col(Alert.received_at) >= since)
+    return session.exec(
+        query.order_by(col(Alert.received_at).desc(), col(Alert.id).desc()).limit(limit)
+    ).all()
+
+
+def overdue_acknowledgements(*, session: Session, now: datetime) -> Sequence[Alert]:
+    """Open alerts whose acknowledge deadline has passed and that have a run to wake."""
+    return session.exec(
+        select(Alert).where(
+            Alert.status == Status.OPEN.value,
+            col(Alert.ack_deadline) <= now,
+            col(Alert.flow_run_id).is_not(None),
+        ).order_by(col(Alert.ack_deadline))
+    ).all()
+
+
+def verify_chain(events: Sequence[TraceEvent]) -> int | None:
+    """The seq of the first event whose hash does not hold, or None when the chain is whole."""
+    prev = GENESIS
+    for expected_seq, event in enumerate(events, start=1):
+        recomputed = event_hash(
+            prev_hash=prev, alert_id=event.alert_id, seq=event.seq, step=event.step,
+            actor=event.actor, at=event.at, detail=event.detail,
+        )
+        if event.seq != expected_seq or event.prev_hash != prev or event.hash != recomputed:
+            return event.seq
+        prev = event.hash
+    return None
+
+
+def count_alerts(*, session: Session) -> int:
+    return int(session.exec(select(func.count()).select_from(Alert)).one())

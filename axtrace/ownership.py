@@ -1,0 +1,71 @@
+"""Pure decisions over a pinned ownership policy: who may act, which deadline applies.
+
+A policy is pinned on an alert as ``OwnershipPolicy.model_dump(mode="json")`` when its run
+starts; everything here works on that snapshot, so an edited block never changes an open alert.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+from typing import Any
+
+from axtrace_blocks import OwnershipPolicy
+
+_BLOCK_KEYS = ("block_type_slug",)
+
+
+def snapshot(policy: OwnershipPolicy) -> dict[str, Any]:
+    """The JSON form of ``policy`` that is pinned on an alert."""
+    data = policy.model_dump(mode="json")
+    for key in _BLOCK_KEYS:
+        data.pop(key, None)
+    return data
+
+
+def version(pinned: dict[str, Any]) -> str:
+    """A short content hash: the same policy gives the same version at every site and time."""
+    canonical = json.dumps(pinned, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def parse(pinned: dict[str, Any]) -> OwnershipPolicy:
+    return OwnershipPolicy.model_validate(pinned)
+
+
+def levels(pinned: dict[str, Any]) -> int:
+    return len(pinned["escalation_chain"])
+
+
+def responders(pinned: dict[str, Any], level: int) -> list[str]:
+    """Everyone at ``level`` or an earlier one, in chain order, each once."""
+    names: list[str] = []
+    for step in pinned["escalation_chain"][:level]:
+        names.extend(n for n in step["responders"] if n not in names)
+    return names
+
+
+def may_act(pinned: dict[str, Any], level: int, who: str | None) -> bool:
+    return who is not None and who in responders(pinned, level)
+
+
+def ack_window(pinned: dict[str, Any], level: int, severity: str) -> timedelta:
+    policy = parse(pinned)
+    override = policy.severity_overrides.get(severity)
+    if override is not None and override.acknowledge_within is not None:
+        return override.acknowledge_within
+    return policy.escalation_chain[level - 1].acknowledge_within
+
+
+def resolve_window(pinned: dict[str, Any], severity: str) -> timedelta:
+    policy = parse(pinned)
+    override = policy.severity_overrides.get(severity)
+    if override is not None and override.resolve_within is not None:
+        return override.resolve_within
+    return policy.resolve_within
+
+
+def level_name(pinned: dict[str, Any], level: int) -> str:
+    name: str = pinned["escalation_chain"][level - 1].get("name") or ""
+    return name or f"level {level}"

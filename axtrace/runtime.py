@@ -1,0 +1,95 @@
+"""Processes of a running AxTrace: the Prefect server, the serving process, the HTTP API.
+
+``axtrace up`` supervises them; each also runs alone (``axtrace serve``, ``axtrace intake``)
+so that they can be scaled, restarted or killed one by one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from axtrace.settings import get_settings
+from axtrace.sites import deployment_for, load_sites, project_root
+
+
+def wait_healthy(url: str, *, timeout: float, proc: subprocess.Popen[Any] | None = None) -> None:
+    """Wait until ``url`` answers 200, or fail with the reason."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with code {proc.returncode} before {url} was up")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
+
+
+def start_prefect_server(port: int, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api"}
+    env.pop("PREFECT_API_URL", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+         "--port", str(port)],
+        stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env, start_new_session=True,
+    )
+
+
+def start_child(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "axtrace", *args], stdout=log.open("ab"),
+        stderr=subprocess.STDOUT, env=env, start_new_session=True,
+    )
+
+
+def stop(proc: subprocess.Popen[Any] | None, *, timeout: float = 20) -> None:
+    """SIGTERM, then SIGKILL after ``timeout`` seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+async def serve_sites(sites_path: Path) -> None:
+    """Serve every site deployment from this process (Prefect's runner, no work pool)."""
+    from prefect.runner import Runner
+
+    settings = get_settings()
+    root = project_root(sites_path.resolve().parent)
+    runner = Runner(
+        name=f"axtrace-{os.getpid()}", query_seconds=settings.runner_poll_seconds,
+        limit=settings.runner_limit, pause_on_shutdown=False,
+    )
+    for spec in load_sites(sites_path):
+        await runner.aadd_deployment(deployment_for(spec, root))
+    await runner.start()
+
+
+def run_intake(host: str, port: int, *, background: bool = True) -> None:
+    import uvicorn
+
+    from axtrace.api import create_app
+    from axtrace.ledger.db import upgrade
+
+    upgrade(get_settings().ledger_url)
+    uvicorn.run(create_app(background=background), host=host, port=port, log_level="warning")
+
+
+def run_async(coro: Any) -> Any:
+    return asyncio.run(coro)

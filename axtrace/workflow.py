@@ -1,0 +1,469 @@
+"""The standard response to one alert at one site: the steps of ``respond-to-alert``.
+
+The flow body is a loop over the ledger: read where the alert stands, do the next step, repeat.
+Waits for people suspend the run (the process exits); on resume Prefect runs the flow again
+from the top, the loop reads the ledger and arrives at the same wait, whose pause key
+(``<phase>-<wait_seq>``) Prefect has already seen, so it returns the answer given. Each answer
+is taken in one transaction that also advances ``wait_seq``, so an answer is never taken twice.
+
+Deadlines are ours: the sweeper resumes a run whose acknowledge deadline passed with an empty
+answer; the flow sees the deadline has passed and escalates (or marks the alert ignored).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from pydantic import BaseModel, Field, create_model
+from sqlmodel import Session
+
+from axtrace import __version__, ownership
+from axtrace.events import emit_step
+from axtrace.ledger import repo
+from axtrace.ledger.models import Alert, AlertCreate, Outcome, Status, Step, utcnow
+from axtrace.ledger.session import in_transaction, ledger_session
+
+FLOW_NAME = "respond-to-alert"
+FLOW_ENTRYPOINT = "flows/respond.py:respond_to_alert"
+BACKSTOP = timedelta(days=30)
+"""Prefect fails a suspended run after this; AxTrace's own deadlines are far shorter."""
+
+logger = logging.getLogger("axtrace.workflow")
+
+
+def workflow_version(root: Path | None = None) -> str:
+    """``<package version>+<hash of the workflow code>``: equal wherever the code is equal."""
+    here = Path(__file__)
+    flow_file = (root or here.parents[1]) / "flows" / "respond.py"
+    digest = hashlib.sha256(here.read_bytes())
+    if flow_file.exists():
+        digest.update(flow_file.read_bytes())
+    return f"{__version__}+{digest.hexdigest()[:10]}"
+
+
+class Phase(StrEnum):
+    ASSIGN = "assign"
+    NOTIFY = "notify"
+    ACKNOWLEDGE = "acknowledge"
+    RESOLVE = "resolve"
+    CLOSE = "close"
+    DONE = "done"
+
+
+def decide(alert: Alert) -> Phase:
+    """What the run must do next, from where the alert stands in the ledger (pure)."""
+    if alert.status == Status.CLOSED:
+        return Phase.DONE
+    if alert.status == Status.RESOLVED:
+        return Phase.CLOSE
+    if alert.level == 0:
+        return Phase.ASSIGN
+    if alert.notified_level < alert.level:
+        return Phase.NOTIFY
+    if alert.status == Status.OPEN:
+        return Phase.ACKNOWLEDGE
+    return Phase.RESOLVE
+
+
+def pause_key(alert: Alert, phase: Phase) -> str:
+    return f"{phase.value}-{alert.wait_seq}"
+
+
+class ManualAlert(BaseModel):
+    """Fields of an alert raised by hand from the Prefect UI's Run form."""
+
+    title: str = "Alert raised by hand"
+    severity: str = "high"
+    detector: str | None = None
+    evidence_url: str | None = None
+
+
+class Answer(BaseModel):
+    """What a person (or the sweeper, with no responder) gave a waiting run."""
+
+    responder: str | None = None
+    note: str = ""
+    outcome: str | None = None
+
+
+# --------------------------------------------------------------------------- forms
+
+
+def answer_form(alert: Alert, phase: Phase) -> type[Any]:
+    """The typed ``RunInput`` the Prefect UI renders for this wait: responders as a choice."""
+    from prefect.input import RunInput
+
+    pinned = cast(dict[str, Any], alert.policy)
+    allowed = ownership.responders(pinned, alert.level)
+    choice = Literal[tuple(allowed)]  # type: ignore[valid-type]
+    fields: dict[str, Any] = {
+        "responder": (choice | None, Field(default=None, description="Who you are.")),
+        "note": (str, Field(default="", description="Optional note for the trace.")),
+    }
+    if phase is Phase.RESOLVE:
+        fields["outcome"] = (
+            Outcome | None,
+            Field(default=None, description="How it ended (the reason code)."),
+        )
+    name = "Acknowledge" if phase is Phase.ACKNOWLEDGE else "Resolve"
+    model = create_model(name, __base__=RunInput, **fields)
+    model._description = _form_description(alert, phase, allowed)  # type: ignore[attr-defined]
+    return model
+
+
+def _form_description(alert: Alert, phase: Phase, allowed: list[str]) -> str:
+    deadline = alert.ack_deadline if phase is Phase.ACKNOWLEDGE else alert.resolve_deadline
+    due = deadline.strftime("%Y-%m-%d %H:%M:%S UTC") if deadline else "none"
+    verb = "Acknowledge" if phase is Phase.ACKNOWLEDGE else "Resolve"
+    return (
+        f"### {verb} alert {alert.id} at {alert.site}\n\n"
+        f"**{alert.title}** (severity {alert.severity})\n\n"
+        f"Level {alert.level}; who may answer: {', '.join(allowed)}. Deadline: {due}.\n"
+    )
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def _record(
+    session: Session, alert: Alert, step: Step, actor: str, detail: dict[str, Any],
+) -> tuple[Alert, Step, str, dict[str, Any]]:
+    assert alert.id is not None
+    repo.append_step(session=session, alert_id=alert.id, step=step, actor=actor, detail=detail)
+    session.add(alert)
+    session.flush()
+    return alert, step, actor, detail
+
+
+def _commit_and_emit(
+    work: Callable[[Session], list[tuple[Alert, Step, str, dict[str, Any]]]],
+) -> list[tuple[Alert, Step, str, dict[str, Any]]]:
+    """Write steps in one transaction, then emit one Prefect event per step written."""
+    done = in_transaction(work)
+    for alert, step, actor, detail in done:
+        emit_step(step.value, alert, detail, actor)
+    return done
+
+
+def current_run_id() -> str | None:
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    return str(context.flow_run.id) if context and context.flow_run else None
+
+
+def record_alert(site: str, alert_id: int | None, manual: ManualAlert) -> int | None:
+    """Attach this run to its alert, or record a manual alert; None if another run owns it."""
+    run_id = current_run_id()
+
+    def work(session: Session) -> list[tuple[Alert, Step, str, dict[str, Any]]]:
+        if alert_id is None:
+            existing = repo.find_by_run(session=session, flow_run_id=run_id) if run_id else None
+            if existing is not None:
+                return [(existing, Step.RECEIVED, "", {})]
+            created = repo.create_alert(
+                session=session, actor="prefect-ui", dispatch=False, flow_run_id=run_id,
+                alert=AlertCreate(
+                    site=site, key=f"manual-{run_id}", source="manual", title=manual.title,
+                    severity=manual.severity, detector=manual.detector,
+                    evidence_url=manual.evidence_url,
+                ),
+            )
+            return [(created, Step.RECEIVED, "prefect-ui", {"source": "manual"})]
+        alert = repo.get_alert(session=session, alert_id=alert_id, lock=True)
+        if alert.site != site:
+            raise ValueError(f"alert {alert_id} belongs to site '{alert.site}', not '{site}'")
+        if alert.flow_run_id and run_id and alert.flow_run_id != run_id:
+            return [(alert, Step.CLOSED, "", {"owner_run": alert.flow_run_id})]
+        alert.flow_run_id = run_id
+        session.add(alert)
+        return [(alert, Step.RECEIVED, "", {})]
+
+    (alert, marker, actor, detail), = in_transaction(work)
+    if marker is Step.CLOSED:
+        logger.warning("alert %s is handled by run %s; this run stops", alert.id, detail)
+        return None
+    if actor:
+        emit_step(Step.RECEIVED.value, alert, detail, actor)
+    _label_run(alert)
+    return alert.id
+
+
+def _label_run(alert: Alert) -> None:
+    """Name the run ``<site>/<alert>`` and tag it with site and severity."""
+    if not alert.flow_run_id:
+        return
+    from prefect import get_client
+    from prefect.client.schemas.actions import FlowRunUpdate  # noqa: F401  (typing aid)
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    tags = set(context.flow_run.tags) if context and context.flow_run else set()
+    tags |= {f"site:{alert.site}", f"severity:{alert.severity}"}
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(
+            flow_run_id=cast(Any, alert.flow_run_id), name=f"{alert.site}/{alert.id}",
+            tags=sorted(tags),
+        )
+
+
+def load_alert(alert_id: int) -> Alert:
+    with ledger_session() as session:
+        return repo.get_alert(session=session, alert_id=alert_id)
+
+
+def assign(alert_id: int) -> dict[str, Any]:
+    """Pin the site's policy on the alert and give it to level 1 of the chain."""
+    from axtrace_blocks import OwnershipPolicy
+
+    site = load_alert(alert_id).site
+    try:
+        policy = cast(OwnershipPolicy, OwnershipPolicy.load(site))
+    except ValueError as exc:
+        raise LookupError(
+            f"no ownership policy for site '{site}': add it to sites.yaml and run "
+            "`axtrace sites apply`"
+        ) from exc
+    pinned = ownership.snapshot(policy)
+    version = workflow_version()
+
+    def work(session: Session) -> list[tuple[Alert, Step, str, dict[str, Any]]]:
+        alert = repo.get_alert(session=session, alert_id=alert_id, lock=True)
+        if alert.level:
+            return []
+        now = utcnow()
+        alert.policy = pinned
+        alert.policy_version = ownership.version(pinned)
+        alert.workflow_version = version
+        alert.owner = policy.owning_team
+        alert.level = 1
+        alert.ack_deadline = now + ownership.ack_window(pinned, 1, alert.severity)
+        alert.resolve_deadline = alert.received_at + ownership.resolve_window(
+            pinned, alert.severity
+        )
+        return [_record(session, alert, Step.ASSIGNED, "axtrace", {
+            "owner": alert.owner, "level": 1, "responders": ownership.responders(pinned, 1),
+            "policy_version": alert.policy_version, "workflow_version": version,
+            "ack_deadline": alert.ack_deadline, "resolve_deadline": alert.resolve_deadline,
+        })]
+
+    done = _commit_and_emit(work)
+    return done[0][3] if done else {}
+
+
+def notify(alert_id: int) -> dict[str, Any]:
+    """Tell the responders of the current level, through the policy's notification block."""
+    alert = load_alert(alert_id)
+    pinned = cast(dict[str, Any], alert.policy)
+    level = alert.level
+    people = pinned["escalation_chain"][level - 1]["responders"]
+    channel = pinned.get("notification_block")
+    delivered, error = _send(alert, people, channel)
+
+    def work(session: Session) -> list[tuple[Alert, Step, str, dict[str, Any]]]:
+        row = repo.get_alert(session=session, alert_id=alert_id, lock=True)
+        if row.notified_level >= level:
+            return []
+        row.notified_level = level
+        return [_record(session, row, Step.NOTIFIED, "axtrace", {
+            "level": level, "level_name": ownership.level_name(pinned, level),
+            "responders": people, "channel": channel or "ledger", "delivered": delivered,
+            **({"error": error} if error else {}), "ack_deadline": row.ack_deadline,
+        })]
+
+    done = _commit_and_emit(work)
+    return done[0][3] if done else {}
+
+
+def _send(alert: Alert, people: list[str], channel: str | None) -> tuple[bool, str | None]:
+    if not channel:
+        return True, None
+    from prefect.blocks.core import Block
+
+    subject = f"[AxTrace] {alert.site}: {alert.title} ({alert.severity})"
+    deadline = alert.ack_deadline.isoformat() if alert.ack_deadline else "none"
+    body = (
+        f"Alert {alert.id} at {alert.site} needs {', '.join(people)} (level {alert.level}).\n"
+        f"Acknowledge by {deadline}: axtrace ack {alert.id} --as NAME"
+    )
+    try:
+        block = Block.load(channel)
+        block.notify(body=body, subject=subject)  # type: ignore[attr-defined]
+        return True, None
+    except Exception as exc:  # a failed notification must not stop the escalation clock
+        logger.exception("notification through %s failed", channel)
+        return False, f"{type(exc).__name__}: {exc}"[:500]
+
+
+def take_answer(alert_id: int, phase: Phase, wait_seq: int, answer: Answer) -> Step:
+    """Apply one answer (or the sweeper's empty wake) in one transaction; return the step."""
+
+    def work(session: Session) -> list[tuple[Alert, Step, str, dict[str, Any]]]:
+        alert = repo.get_alert(session=session, alert_id=alert_id, lock=True)
+        if alert.wait_seq != wait_seq:
+            return []  # already taken by an earlier execution of this run
+        alert.wait_seq += 1
+        return [_apply(session, alert, phase, answer, utcnow())]
+
+    done = _commit_and_emit(work)
+    return done[0][1] if done else Step.RECEIVED
+
+
+def _apply(
+    session: Session, alert: Alert, phase: Phase, answer: Answer, now: datetime,
+) -> tuple[Alert, Step, str, dict[str, Any]]:
+    pinned = cast(dict[str, Any], alert.policy)
+    who = answer.responder
+    action = phase.value
+    if who is None:
+        if phase is Phase.ACKNOWLEDGE and alert.ack_deadline and now >= alert.ack_deadline:
+            return _escalate(session, alert, now)
+        return _record(session, alert, Step.REFUSED, "anonymous",
+                       {"action": action, "reason": "no responder chosen"})
+    if not ownership.may_act(pinned, alert.level, who):
+        return refusal(session, alert, who, action)
+    if phase is Phase.ACKNOWLEDGE:
+        late = _late_by(alert.ack_deadline, now)
+        alert.status = Status.ACKNOWLEDGED.value
+        alert.acknowledged_at, alert.acknowledged_by, alert.ack_deadline = now, who, None
+        return _record(session, alert, Step.ACKNOWLEDGED, who, {
+            "level": alert.level, "note": answer.note, "late_by_s": late,
+        })
+    if answer.outcome is None:
+        return _record(session, alert, Step.REFUSED, who,
+                       {"action": action, "reason": "no outcome chosen"})
+    alert.status = Status.RESOLVED.value
+    alert.resolved_at, alert.resolved_by, alert.outcome = now, who, answer.outcome
+    alert.ack_deadline = None
+    return _record(session, alert, Step.RESOLVED, who, {
+        "outcome": answer.outcome, "note": answer.note, "level": alert.level,
+        "late_by_s": _late_by(alert.resolve_deadline, now),
+    })
+
+
+def refusal(
+    session: Session, alert: Alert, who: str, action: str,
+) -> tuple[Alert, Step, str, dict[str, Any]]:
+    pinned = cast(dict[str, Any], alert.policy or {"escalation_chain": []})
+    allowed = ownership.responders(pinned, alert.level)
+    return _record(session, alert, Step.REFUSED, who, {
+        "action": action, "level": alert.level,
+        "reason": f"'{who}' is not a responder at level {alert.level} or earlier",
+        "allowed": allowed,
+    })
+
+
+def _late_by(deadline: datetime | None, now: datetime) -> float | None:
+    if deadline is None or now <= deadline:
+        return None
+    return round((now - deadline).total_seconds(), 3)
+
+
+def _escalate(
+    session: Session, alert: Alert, now: datetime,
+) -> tuple[Alert, Step, str, dict[str, Any]]:
+    pinned = cast(dict[str, Any], alert.policy)
+    late = _late_by(alert.ack_deadline, now)
+    if alert.level >= ownership.levels(pinned):
+        alert.status = Status.IGNORED.value
+        alert.ack_deadline = None
+        return _record(session, alert, Step.IGNORED, "axtrace", {
+            "level": alert.level, "reason": "no one acknowledged at any level",
+            "late_by_s": late,
+        })
+    previous = alert.level
+    alert.level += 1
+    alert.ack_deadline = now + ownership.ack_window(pinned, alert.level, alert.severity)
+    return _record(session, alert, Step.ESCALATED, "axtrace", {
+        "from_level": previous, "to_level": alert.level,
+        "reason": "acknowledge deadline passed", "late_by_s": late,
+        "responders": pinned["escalation_chain"][alert.level - 1]["responders"],
+        "ack_deadline": alert.ack_deadline,
+    })
+
+
+def close(alert_id: int) -> dict[str, Any]:
+    def work(session: Session) -> list[tuple[Alert, Step, str, dict[str, Any]]]:
+        alert = repo.get_alert(session=session, alert_id=alert_id, lock=True)
+        if alert.status != Status.RESOLVED:
+            return []
+        now = utcnow()
+        alert.status, alert.closed_at, alert.open_key = Status.CLOSED.value, now, None
+        return [_record(session, alert, Step.CLOSED, "axtrace", {
+            "outcome": alert.outcome, "resolved_by": alert.resolved_by,
+            "open_seconds": round((now - alert.received_at).total_seconds(), 3),
+        })]
+
+    done = _commit_and_emit(work)
+    return done[0][3] if done else {}
+
+
+def summary(alert: Alert) -> dict[str, Any]:
+    return {
+        "alert_id": alert.id, "site": alert.site, "status": alert.status,
+        "level": alert.level, "acknowledged_by": alert.acknowledged_by,
+        "resolved_by": alert.resolved_by, "outcome": alert.outcome,
+        "policy_version": alert.policy_version, "workflow_version": alert.workflow_version,
+    }
+
+
+# --------------------------------------------------------------------------- the run
+
+
+async def wait_for_answer(alert: Alert, phase: Phase) -> Answer:
+    """Suspend the run until someone answers (or the sweeper wakes it at the deadline)."""
+    from prefect import get_run_logger
+    from prefect.flow_runs import suspend_flow_run
+
+    allowed = ownership.responders(cast(dict[str, Any], alert.policy), alert.level)
+    deadline = alert.ack_deadline if phase is Phase.ACKNOWLEDGE else alert.resolve_deadline
+    get_run_logger().info(
+        "Waiting for %s of alert %s at %s from one of %s (deadline %s)",
+        phase.value, alert.id, alert.site, ", ".join(allowed),
+        deadline.isoformat() if deadline else "none",
+    )
+    given = await suspend_flow_run(
+        wait_for_input=answer_form(alert, phase), key=pause_key(alert, phase),
+        timeout=int(BACKSTOP.total_seconds()),
+    )
+    return Answer(
+        responder=given.responder, note=given.note or "", outcome=getattr(given, "outcome", None)
+    )
+
+
+def _tasks() -> dict[str, Any]:
+    from prefect import task
+    from prefect.cache_policies import NO_CACHE
+
+    def make(fn: Callable[..., Any], name: str) -> Any:
+        return task(fn, name=name, cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
+
+    return {
+        "record": make(record_alert, "record"), "assign": make(assign, "assign"),
+        "notify": make(notify, "notify"), "answer": make(take_answer, "take-answer"),
+        "close": make(close, "close"),
+    }
+
+
+async def respond(*, site: str, alert_id: int | None, manual: ManualAlert) -> dict[str, Any]:
+    """The body of ``respond-to-alert``: safe to run again from the top after every resume."""
+    steps = _tasks()
+    own_id = steps["record"](site, alert_id, manual)
+    if own_id is None:
+        return {"alert_id": alert_id, "site": site, "status": "handled-by-another-run"}
+    while True:
+        alert = load_alert(own_id)
+        phase = decide(alert)
+        if phase is Phase.DONE:
+            return summary(alert)
+        if phase in (Phase.ASSIGN, Phase.NOTIFY, Phase.CLOSE):
+            steps[phase.value](own_id)
+            continue
+        answer = await wait_for_answer(alert, phase)
+        steps["answer"](own_id, phase, alert.wait_seq, answer)
