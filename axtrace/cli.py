@@ -112,6 +112,7 @@ def up(
             from axtrace.demo import run_demo
 
             run_demo(console)
+        signal.signal(signal.SIGINT, shutdown)  # from here on Ctrl-C stops the stack in order
         while not stopping.wait(1):
             for child in children:
                 if child.poll() is not None:

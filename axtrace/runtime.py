@@ -18,7 +18,6 @@ from typing import Any
 import httpx
 
 from axtrace.settings import get_settings
-from axtrace.sites import deployment_for, load_sites, project_root
 
 
 def wait_healthy(url: str, *, timeout: float, proc: subprocess.Popen[Any] | None = None) -> None:
@@ -36,22 +35,25 @@ def wait_healthy(url: str, *, timeout: float, proc: subprocess.Popen[Any] | None
     raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
 
 
-def start_prefect_server(port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api"}
-    env.pop("PREFECT_API_URL", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-         "--port", str(port)],
-        stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env, start_new_session=True,
-    )
+def spawn(argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in its own session (Ctrl-C reaches only us), output appended to ``log``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
+
+
+def start_prefect_server(port: int, log: Path, env: dict[str, str] | None = None,
+                         ) -> subprocess.Popen[bytes]:
+    server_env = {**(env or os.environ), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                  "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api"}
+    server_env.pop("PREFECT_API_URL", None)
+    return spawn([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                  "--port", str(port)], log, server_env)
 
 
 def start_child(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "axtrace", *args], stdout=log.open("ab"),
-        stderr=subprocess.STDOUT, env=env, start_new_session=True,
-    )
+    return spawn([sys.executable, "-m", "axtrace", *args], log, env)
 
 
 def stop(proc: subprocess.Popen[Any] | None, *, timeout: float = 20) -> None:
@@ -69,6 +71,8 @@ def stop(proc: subprocess.Popen[Any] | None, *, timeout: float = 20) -> None:
 async def serve_sites(sites_path: Path) -> None:
     """Serve every site deployment from this process (Prefect's runner, no work pool)."""
     from prefect.runner import Runner
+
+    from axtrace.sites import deployment_for, load_sites, project_root
 
     settings = get_settings()
     root = project_root(sites_path.resolve().parent)

@@ -90,6 +90,7 @@ class Answer(BaseModel):
     responder: str | None = None
     note: str = ""
     outcome: str | None = None
+    answered_at: datetime | None = None
 
 
 # --------------------------------------------------------------------------- forms
@@ -309,7 +310,7 @@ def take_answer(alert_id: int, phase: Phase, wait_seq: int, answer: Answer) -> S
         if alert.wait_seq != wait_seq:
             return []  # already taken by an earlier execution of this run
         alert.wait_seq += 1
-        return [_apply(session, alert, phase, answer, utcnow())]
+        return [_apply(session, alert, phase, answer, answer.answered_at or utcnow())]
 
     done = _commit_and_emit(work)
     return done[0][1] if done else Step.RECEIVED
@@ -433,8 +434,23 @@ async def wait_for_answer(alert: Alert, phase: Phase) -> Answer:
         timeout=int(BACKSTOP.total_seconds()),
     )
     return Answer(
-        responder=given.responder, note=given.note or "", outcome=getattr(given, "outcome", None)
+        responder=given.responder, note=given.note or "", outcome=getattr(given, "outcome", None),
+        answered_at=await _answered_at(alert, pause_key(alert, phase)),
     )
+
+
+async def _answered_at(alert: Alert, key: str) -> datetime | None:
+    """When the answer reached Prefect (not when this process got to it)."""
+    from uuid import UUID
+
+    from prefect import get_client
+
+    async with get_client() as client:
+        found = await client.filter_flow_run_input(
+            flow_run_id=UUID(alert.flow_run_id), key_prefix=f"suspended-{key}-response",
+            limit=1, exclude_keys=set(),
+        )
+    return found[0].created if found else None
 
 
 def _tasks() -> dict[str, Any]:
