@@ -88,8 +88,9 @@ async def act(
                     result = await client.resume_flow_run(run.id, run_input=answer)
                     if result.status == SetStateStatus.ACCEPT:
                         return await _taken(alert, deadline)
-                    if "validat" in str(getattr(result.details, "reason", "")).lower():
-                        raise InvalidInput(str(result.details.reason), field="responder")
+                    reason = str(getattr(result.details, "reason", "") or "")
+                    if "validat" in reason.lower():
+                        raise InvalidInput(reason, field="responder")
             if time.monotonic() > deadline:
                 raise Unavailable(
                     f"the run of alert {alert_id} is not waiting for {action} yet; try again",

@@ -10,6 +10,7 @@ simply picks up the rows that are still due. On PostgreSQL rows are claimed with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import timedelta
 from typing import Any
@@ -116,7 +117,5 @@ async def run_dispatcher(stop: asyncio.Event, *, interval: float, concurrency: i
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        pass

@@ -1,4 +1,4 @@
-"""Process settings, read from ``AXTRACE_*`` environment variables when asked for, never at import."""
+"""Process settings, read from ``AXTRACE_*`` environment variables when asked, never at import."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 4280
     api_url: str | None = Field(
-        default=None, description="Where CLI commands reach the AxTrace API; default from host/port."
+        default=None, description="Where CLI commands reach the AxTrace API (default host:port)."
     )
     sweep_seconds: float = Field(default=2.0, gt=0, description="How often deadlines are checked.")
     dispatch_seconds: float = Field(default=0.5, gt=0, description="Outbox poll interval.")

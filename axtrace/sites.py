@@ -50,7 +50,9 @@ def load_sites(path: Path) -> list[SiteSpec]:
         raise InvalidInput(f"{path}: not valid YAML: {exc}", field="sites") from exc
     sites = (data or {}).get("sites") if isinstance(data, dict) else None
     if not isinstance(sites, dict) or not sites:
-        raise InvalidInput(f"{path}: needs a 'sites:' mapping of site slug to policy", field="sites")
+        raise InvalidInput(
+            f"{path}: needs a 'sites:' mapping of site slug to policy", field="sites"
+        )
     return [_spec(path, slug, body) for slug, body in sites.items()]
 
 

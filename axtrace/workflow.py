@@ -102,7 +102,7 @@ def answer_form(alert: Alert, phase: Phase) -> type[Any]:
 
     pinned = cast(dict[str, Any], alert.policy)
     allowed = ownership.responders(pinned, alert.level)
-    choice = Literal[tuple(allowed)]  # type: ignore[valid-type]
+    choice: Any = Literal.__getitem__(tuple(allowed))  # a choice list, made per wait
     fields: dict[str, Any] = {
         "responder": (choice | None, Field(default=None, description="Who you are.")),
         "note": (str, Field(default="", description="Optional note for the trace.")),
@@ -114,7 +114,7 @@ def answer_form(alert: Alert, phase: Phase) -> type[Any]:
         )
     name = "Acknowledge" if phase is Phase.ACKNOWLEDGE else "Resolve"
     model = create_model(name, __base__=RunInput, **fields)
-    model._description = _form_description(alert, phase, allowed)  # type: ignore[attr-defined]
+    model._description = _form_description(alert, phase, allowed)
     return model
 
 
@@ -294,8 +294,8 @@ def _send(alert: Alert, people: list[str], channel: str | None) -> tuple[bool, s
         f"Acknowledge by {deadline}: axtrace ack {alert.id} --as NAME"
     )
     try:
-        block = Block.load(channel)
-        block.notify(body=body, subject=subject)  # type: ignore[attr-defined]
+        block: Any = Block.load(channel)
+        block.notify(body=body, subject=subject)
         return True, None
     except Exception as exc:  # a failed notification must not stop the escalation clock
         logger.exception("notification through %s failed", channel)
@@ -351,7 +351,7 @@ def _apply(
 def refusal(
     session: Session, alert: Alert, who: str, action: str,
 ) -> tuple[Alert, Step, str, dict[str, Any]]:
-    pinned = cast(dict[str, Any], alert.policy or {"escalation_chain": []})
+    pinned = alert.policy or {"escalation_chain": []}
     allowed = ownership.responders(pinned, alert.level)
     return _record(session, alert, Step.REFUSED, who, {
         "action": action, "level": alert.level,
@@ -458,7 +458,7 @@ def _tasks() -> dict[str, Any]:
     from prefect.cache_policies import NO_CACHE
 
     def make(fn: Callable[..., Any], name: str) -> Any:
-        return task(fn, name=name, cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
+        return task(name=name, cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)(fn)
 
     return {
         "record": make(record_alert, "record"), "assign": make(assign, "assign"),

@@ -76,9 +76,12 @@ def test_owner_acknowledges_and_resolves_and_the_trace_is_complete(stack: Stack)
     alert = stack.wait_for(alert_id, lambda a: a["status"] == "closed")
     assert [e["step"] for e in alert["trace"]] == HAPPY
     assert [e["seq"] for e in alert["trace"]] == list(range(1, 7))
-    assert alert["acknowledged_by"] == "alice" and alert["outcome"] == "fixed"
-    assert alert["owner"] == "Alpha quality" and alert["level"] == 1
-    assert alert["policy_version"] and alert["workflow_version"]
+    assert alert["acknowledged_by"] == "alice"
+    assert alert["outcome"] == "fixed"
+    assert alert["owner"] == "Alpha quality"
+    assert alert["level"] == 1
+    assert alert["policy_version"]
+    assert alert["workflow_version"]
 
     run = run_state(alert["flow_run_id"])
     assert run.state.is_completed()
@@ -106,7 +109,8 @@ def test_the_prefect_ui_form_and_the_api_end_in_the_same_flow_input(stack: Stack
         client.resume_flow_run(alert["flow_run_id"],
                                run_input={"responder": "bob", "outcome": "false_positive"})
     closed = stack.wait_for(alert_id, lambda a: a["status"] == "closed")
-    assert closed["acknowledged_by"] == "bob" and closed["outcome"] == "false_positive"
+    assert closed["acknowledged_by"] == "bob"
+    assert closed["outcome"] == "false_positive"
 
 
 def test_someone_outside_the_chain_is_refused_recorded_and_the_run_still_waits(
@@ -124,7 +128,8 @@ def test_someone_outside_the_chain_is_refused_recorded_and_the_run_still_waits(
 
     alert = waiting(stack, alert_id, "acknowledge")
     assert [e["step"] for e in alert["trace"]][-2:] == ["refused", "refused"]
-    assert alert["trace"][-1]["actor"] == "carol" and alert["status"] == "open"
+    assert alert["trace"][-1]["actor"] == "carol"
+    assert alert["status"] == "open"
 
     cli = stack.axtrace("ack", str(alert_id), "--as", "bob", "--note", "on my way")
     assert "acknowledged by bob" in cli.stdout
@@ -137,13 +142,15 @@ def test_acknowledge_deadline_escalates_to_level_two_which_acknowledges(stack: S
     steps = [e["step"] for e in alert["trace"]]
     assert steps == ["received", "assigned", "notified", "escalated", "notified"]
     escalated = alert["trace"][3]["detail"]
-    assert escalated["from_level"] == 1 and escalated["to_level"] == 2
+    assert escalated["from_level"] == 1
+    assert escalated["to_level"] == 2
     assert escalated["responders"] == ["erin"]
 
     waiting(stack, alert_id, "acknowledge")
     acked = stack.http.post(f"/v1/alerts/{alert_id}/ack", json={"responder": "erin"})
     assert acked.status_code == 200, acked.text
-    assert acked.json()["level"] == 2 and acked.json()["acknowledged_by"] == "erin"
+    assert acked.json()["level"] == 2
+    assert acked.json()["acknowledged_by"] == "erin"
     # level 1 may still act on an escalated alert: dave resolves it
     waiting(stack, alert_id, "resolve")
     done = stack.http.post(f"/v1/alerts/{alert_id}/resolve",
@@ -166,7 +173,8 @@ def test_every_level_passing_marks_the_alert_ignored_and_it_stays_open_for_resol
                                json={"responder": "frank", "outcome": "false_positive"})
     assert resolved.status_code == 200, resolved.text
     closed = stack.wait_for(alert_id, lambda a: a["status"] == "closed")
-    assert closed["acknowledged_by"] is None and closed["outcome"] == "false_positive"
+    assert closed["acknowledged_by"] is None
+    assert closed["outcome"] == "false_positive"
 
 
 def test_serving_process_restart_loses_nothing_and_late_deadlines_fire(stack: Stack) -> None:
@@ -245,7 +253,8 @@ def test_a_run_started_by_hand_from_the_ui_records_a_manual_alert(stack: Stack) 
         return next((a for a in found if a["flow_run_id"] == str(run.id)), None)
 
     alert = wait_until(manual, timeout=90, what="manual alert recorded")
-    assert alert["source"] == "manual" and alert["severity"] == "critical"
+    assert alert["source"] == "manual"
+    assert alert["severity"] == "critical"
     assert alert["title"] == "Operator saw smoke"
     waiting(stack, alert["id"], "acknowledge")
     assert run_state(str(run.id)).name == f"alpha/{alert['id']}"
@@ -266,4 +275,5 @@ def test_unknown_site_and_bad_fields_are_clear_4xx_naming_the_field(stack: Stack
     assert missing.status_code == 404
 
     cli = stack.axtrace("raise", "--site", "nowhere", "--title", "x", check=False)
-    assert cli.returncode != 0 and "unknown site 'nowhere'" in cli.stderr
+    assert cli.returncode != 0
+    assert "unknown site 'nowhere'" in cli.stderr

@@ -1,7 +1,7 @@
 """initial ledger
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-26 00:09:06.601357
 """
 
@@ -12,7 +12,6 @@ import sqlmodel
 from alembic import op
 
 import axtrace.ledger.models
-
 
 revision: str = '0001'
 down_revision: str | None = None

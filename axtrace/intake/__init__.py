@@ -1,0 +1,1 @@
+"""Alert intake: one parser per source, an explicit registry, signatures, durable acceptance."""

@@ -1,0 +1,87 @@
+"""The ledger: migrations own the schema, traces are append-only and hash-chained."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import update
+from sqlmodel import Session, SQLModel, select
+
+from axtrace.ledger import repo
+from axtrace.ledger.db import engine_for
+from axtrace.ledger.models import AlertCreate, OutboxItem, Step, TraceEvent
+
+
+def new_alert(session: Session, **fields: object) -> int:
+    alert = repo.create_alert(session=session, actor="test", alert=AlertCreate(
+        site="berlin-plant", key="k1", title="Crack", **fields))  # type: ignore[arg-type]
+    session.commit()
+    assert alert.id is not None
+    return alert.id
+
+
+def test_migrations_create_exactly_the_schema_the_models_declare(ledger: str) -> None:
+    with engine_for(ledger).connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    assert diff == []
+
+
+def test_a_new_alert_lands_with_its_received_step_and_an_outbox_row_together(
+    ledger: str,
+) -> None:
+    with Session(engine_for(ledger)) as session:
+        alert_id = new_alert(session)
+        trace = repo.trace_of(session=session, alert_id=alert_id)
+        outbox = session.exec(select(OutboxItem)).all()
+    assert [(e.seq, e.step, e.actor) for e in trace] == [(1, "received", "test")]
+    assert [o.alert_id for o in outbox] == [alert_id]
+
+
+def test_steps_are_numbered_in_order_and_each_holds_its_predecessors_hash(ledger: str) -> None:
+    with Session(engine_for(ledger)) as session:
+        alert_id = new_alert(session)
+        repo.append_step(session=session, alert_id=alert_id, step=Step.ASSIGNED, actor="a")
+        repo.append_step(session=session, alert_id=alert_id, step=Step.NOTIFIED, actor="a",
+                         detail={"level": 1})
+        session.commit()
+        trace = repo.trace_of(session=session, alert_id=alert_id)
+    assert [e.seq for e in trace] == [1, 2, 3]
+    assert trace[0].prev_hash == repo.GENESIS
+    assert [e.prev_hash for e in trace[1:]] == [e.hash for e in trace[:-1]]
+    assert repo.verify_chain(trace) is None
+
+
+def test_an_edited_step_is_found_by_recomputing_the_chain(ledger: str) -> None:
+    with Session(engine_for(ledger)) as session:
+        alert_id = new_alert(session)
+        repo.append_step(session=session, alert_id=alert_id, step=Step.ACKNOWLEDGED,
+                         actor="ben")
+        session.commit()
+        session.exec(update(TraceEvent).where(TraceEvent.seq == 2)  # type: ignore[call-overload]
+                     .values(actor="anna"))
+        session.commit()
+        session.expire_all()
+        trace = repo.trace_of(session=session, alert_id=alert_id)
+    assert repo.verify_chain(trace) == 2
+
+
+def test_a_repeat_of_an_open_occurrence_cannot_open_a_second_one(ledger: str) -> None:
+    import pytest
+    from sqlalchemy.exc import IntegrityError
+
+    with Session(engine_for(ledger)) as session:
+        new_alert(session)
+        with pytest.raises(IntegrityError):
+            new_alert(session)
+
+
+def test_alerts_list_newest_first_and_filter_by_site_and_status(ledger: str) -> None:
+    with Session(engine_for(ledger)) as session:
+        first = new_alert(session)
+        repo.create_alert(session=session, actor="t", alert=AlertCreate(
+            site="lyon-store", key="k2", title="Warm"))
+        session.commit()
+        listed = repo.list_alerts(session=session)
+        only = repo.list_alerts(session=session, site="berlin-plant", status="open")
+    assert [a.site for a in listed] == ["lyon-store", "berlin-plant"]
+    assert [a.id for a in only] == [first]
