@@ -17,15 +17,18 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from axtrace import actions
-from axtrace.errors import AxTraceError, InvalidInput, NotFound, Unavailable
+from axtrace.errors import AxTraceError, Unavailable
 from axtrace.events import emit_step
+from axtrace.intake.auth import authenticate
+from axtrace.intake.docs import INTAKE_RESPONSES, intake_docs, intake_openapi
+from axtrace.intake.registry import SOURCES
+from axtrace.intake.service import Reply, accept
 from axtrace.ledger import repo
 from axtrace.ledger.models import (
     Alert,
-    AlertCreate,
     AlertPublic,
     Outcome,
     Status,
@@ -34,37 +37,12 @@ from axtrace.ledger.models import (
 )
 from axtrace.ledger.session import ledger_session
 from axtrace.settings import get_settings
-from axtrace_blocks import Severity
 
 SITE_CACHE_SECONDS = 10.0
 
 
-class NativeAlert(BaseModel):
-    """An alert in AxTrace's own JSON format."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    site: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", description="Site slug.")
-    key: str | None = Field(
-        default=None, min_length=1, max_length=255,
-        description="The alert's identity at the detector; repeats while open are one occurrence.",
-    )
-    severity: Severity = Severity.HIGH
-    title: str = Field(min_length=1, max_length=500)
-    detector: str | None = Field(default=None, max_length=200)
-    detector_version: str | None = Field(default=None, max_length=100)
-    confidence: float | None = Field(default=None, ge=0, le=1)
-    evidence_url: str | None = Field(default=None, max_length=2000)
-    labels: dict[str, str] = Field(default_factory=dict, max_length=64)
-    detected_at: datetime | None = None
-
-
-class Accepted(BaseModel):
-    id: int
-    site: str
-    status: str
-    duplicate: bool = False
-    repeat_count: int = 1
+class TooLarge(AxTraceError):
+    status_code = 413
 
 
 class AckBody(BaseModel):
@@ -149,19 +127,22 @@ def create_app(*, background: bool = True) -> FastAPI:
     async def _db_down(_request: Request, exc: OperationalError) -> JSONResponse:
         return _error(503, None, f"ledger unavailable, try again: {exc.orig}", "Unavailable")
 
+    @app.exception_handler(IntegrityError)
+    async def _raced(_request: Request, _exc: IntegrityError) -> JSONResponse:
+        return _error(503, None, "a concurrent write won; send it again", "Unavailable")
+
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.post("/v1/alerts", status_code=202)
-    async def raise_alert(body: NativeAlert, request: Request) -> Accepted:
-        """Accept one alert: durable in the ledger (alert, trace, outbox) before the answer."""
-        if body.site not in await request.app.state.sites.known():
-            raise NotFound(
-                f"unknown site '{body.site}': add it to sites.yaml and run `axtrace sites apply`",
-                field="site",
-            )
-        return await asyncio.to_thread(_accept_native, body)
+    for source in SOURCES:
+        app.add_api_route(
+            "/v1/alerts" if source == "native" else f"/v1/alerts/{source}",
+            _intake_route(source), methods=["POST"], status_code=202,
+            summary=f"Deliver alerts ({source})", tags=["intake"],
+            description=intake_docs(source), openapi_extra=intake_openapi(source),
+            responses=INTAKE_RESPONSES,
+        )
 
     @app.get("/v1/alerts")
     async def list_alerts(
@@ -196,36 +177,51 @@ def create_app(*, background: bool = True) -> FastAPI:
     return app
 
 
-def _accept_native(body: NativeAlert) -> Accepted:
-    key = body.key or f"{body.detector or 'native'}:{body.title}"
-    create = AlertCreate(
-        site=body.site, key=key, source="native", severity=body.severity.value,
-        title=body.title, detector=body.detector, detector_version=body.detector_version,
-        confidence=body.confidence, evidence_url=body.evidence_url, labels=body.labels,
-        detected_at=body.detected_at,
-    )
-    try:
-        with ledger_session() as session:
-            alert = repo.create_alert(session=session, alert=create, actor="intake:native")
-            session.commit()
-    except IntegrityError:
-        return _repeat(create)
-    emit_step(Step.RECEIVED.value, alert, {"source": "native"}, "intake:native")
-    return Accepted(id=alert.id or 0, site=alert.site, status=alert.status)
+def _intake_route(source: str) -> Any:
+    async def deliver(request: Request) -> JSONResponse:
+        settings = get_settings()
+        raw = await read_body(request, settings.max_body_bytes)
+        webhook_id = authenticate(source, request.headers, raw, settings)
+        sites = await request.app.state.sites.known()
+        reply = await asyncio.to_thread(accept, source=source, raw=raw, webhook_id=webhook_id,
+                                        known_sites=sites, settings=settings)
+        for alert in reply.created:
+            emit_step(Step.RECEIVED.value, alert, {"source": source}, f"intake:{source}")
+        if source == "pagerduty":
+            return pagerduty_reply(reply)
+        if reply.status >= 400:
+            return _error(reply.status, reply.field, reply.body["error"], "InvalidInput")
+        return JSONResponse(reply.body, status_code=reply.status)
+
+    deliver.__name__ = f"deliver_{source.replace('-', '_')}"
+    return deliver
 
 
-def _repeat(create: AlertCreate) -> Accepted:
-    """The occurrence is already open: count the repeat, start nothing new."""
-    open_key = repo.open_key(site=create.site, source=create.source, key=create.key)
-    with ledger_session() as session:
-        alert = session.exec(select(Alert).where(Alert.open_key == open_key)).first()
-        if alert is None:
-            raise InvalidInput("alert could not be stored; send it again", field="key")
-        alert.repeat_count += 1
-        session.add(alert)
-        session.commit()
-        return Accepted(id=alert.id or 0, site=alert.site, status=alert.status,
-                        duplicate=True, repeat_count=alert.repeat_count)
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refusing more than ``limit`` bytes (413) without reading it all first."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"body of {declared} bytes is over the limit of {limit}", field="body")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"body is over the limit of {limit} bytes", field="body")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def pagerduty_reply(reply: Reply) -> JSONResponse:
+    """Answer like PagerDuty's Events API v2: 202 with the dedup_key, 400 with errors."""
+    if reply.status >= 400:
+        where = f"{reply.field}: " if reply.field else ""
+        return JSONResponse(status_code=400, content={
+            "status": "invalid event", "message": "Event object is invalid",
+            "errors": [f"{where}{reply.body['error']}"]})
+    keys = [a.get("key") for a in reply.body.get("alerts", [])]
+    return JSONResponse(status_code=202, content={
+        "status": "success", "message": "Event processed",
+        "dedup_key": keys[0] if keys else None, **reply.body})
 
 
 def public(session: Session, alert: Alert, *, with_trace: bool = True) -> AlertPublic:

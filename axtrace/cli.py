@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich.console import Console
+from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -29,6 +30,7 @@ err = Console(stderr=True)
 
 SitesOpt = Annotated[Path, typer.Option("--sites", help="The sites file.")]
 DEFAULT_SITES = Path("deployments/sites.yaml")
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -37,9 +39,12 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 def _api(method: str, path: str, **kwargs: Any) -> Any:
-    url = get_settings().base_api_url + path
+    settings = get_settings()
+    url = settings.base_api_url + path
+    headers = {"authorization": f"Bearer {settings.intake_token.get_secret_value()}"} \
+        if settings.intake_token else {}
     try:
-        response = httpx.request(method, url, timeout=120, **kwargs)
+        response = httpx.request(method, url, timeout=120, headers=headers, **kwargs)
     except httpx.HTTPError as exc:
         _fail(f"AxTrace API not reachable at {url} ({exc}); is `axtrace up` running?", 3)
     if response.status_code >= 400:
@@ -135,6 +140,12 @@ def _banner(prefect_api: str, port: int, sites: list[str], logs: Path) -> None:
     table.add_row("Sites", ", ".join(sites))
     table.add_row("Logs", str(logs))
     console.print(table)
+    if get_settings().intake_open:
+        console.print(Panel(
+            "The alert intake is OPEN: no credentials are configured, so anyone who can reach "
+            "it may post alerts. It listens on 127.0.0.1 only. Set AXTRACE_INTAKE_TOKEN (or "
+            "per-source credentials in AXTRACE_SOURCES) before exposing it.",
+            title="warning", border_style="bold yellow"))
     console.print("Raise an alert: [bold]axtrace raise --site "
                   f"{sites[0]} --title 'Defect on line 3'[/]   Stop: Ctrl-C")
 
@@ -160,6 +171,10 @@ def intake(
 ) -> None:
     """Serve the AxTrace HTTP API (and, by default, the dispatcher and deadline sweeper)."""
     from axtrace.runtime import run_intake
+
+    if get_settings().intake_open and host not in LOOPBACK:
+        _fail(f"the intake has no credentials, so it listens on loopback only, not {host}: "
+              "set AXTRACE_INTAKE_TOKEN (or per-source credentials in AXTRACE_SOURCES)")
 
     run_intake(host, port, background=background)
 

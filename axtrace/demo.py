@@ -24,8 +24,9 @@ TIMEOUT = 240.0
 
 
 class DemoClient:
-    def __init__(self, base: str) -> None:
-        self.http = httpx.Client(base_url=base, timeout=120)
+    def __init__(self, base: str, token: str | None = None) -> None:
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=base, timeout=120, headers=headers)
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.http.request(method, path, **kwargs)
@@ -77,7 +78,9 @@ STORY: list[tuple[str, str, str, Callable[[DemoClient, int], None]]] = [
 
 def run_demo(console: Console) -> list[dict[str, Any]]:
     """Raise the three alerts, play the responders, print the per-site summary."""
-    client = DemoClient(get_settings().base_api_url)
+    settings = get_settings()
+    token = settings.intake_token.get_secret_value() if settings.intake_token else None
+    client = DemoClient(settings.base_api_url, token)
     started = time.monotonic()
     ids: dict[str, int] = {}
     for site, title, behaviour, _ in STORY:

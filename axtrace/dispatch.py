@@ -60,16 +60,35 @@ async def create_run(client: Any, alert: Alert) -> str:
     return str(run.id)
 
 
-def _finish(item_id: int, alert_id: int, run_id: str | None, error: str | None) -> None:
+async def wake(client: Any, alert: Alert) -> bool:
+    """Resume the alert's waiting run with an empty answer; False while it is not waiting.
+
+    Used when a source resolved the alert: the flow sees ``source_resolved_at`` and resolves.
+    """
+    from prefect.client.schemas.responses import SetStateStatus
+
+    if alert.status in ("resolved", "closed"):
+        return True
+    if alert.flow_run_id is None:
+        return False
+    run = await client.read_flow_run(alert.flow_run_id)
+    if run.state is None or not run.state.is_paused():
+        return run.state is not None and run.state.is_final()
+    result = await client.resume_flow_run(run.id, run_input={})
+    return bool(result.status == SetStateStatus.ACCEPT)
+
+
+def _finish(item_id: int, alert_id: int, *, done: bool, run_id: str | None = None,
+            error: str | None = None) -> None:
     with ledger_session() as session:
         item = session.get(OutboxItem, item_id)
         if item is None:
             return
         now = utcnow()
-        if run_id:
+        if done:
             item.done_at = now
             alert = repo.get_alert(session=session, alert_id=alert_id)
-            if alert.flow_run_id is None:
+            if run_id and alert.flow_run_id is None:
                 alert.flow_run_id = run_id
                 session.add(alert)
         else:
@@ -80,22 +99,32 @@ def _finish(item_id: int, alert_id: int, run_id: str | None, error: str | None) 
         session.commit()
 
 
+async def _handle(client: Any, item: OutboxItem, alert: Alert) -> bool:
+    try:
+        if item.topic == "wake":
+            done = await wake(client, alert)
+            error = None if done else "run not waiting yet"
+            await asyncio.to_thread(_finish, item.id or 0, alert.id or 0, done=done, error=error)
+            return done
+        run_id = await create_run(client, alert)
+    except Exception as exc:  # Prefect away or site not deployed: retry later
+        logger.warning("%s of alert %s failed: %s", item.topic, alert.id, exc)
+        await asyncio.to_thread(_finish, item.id or 0, alert.id or 0, done=False,
+                                error=repr(exc))
+        return False
+    await asyncio.to_thread(_finish, item.id or 0, alert.id or 0, done=True, run_id=run_id)
+    return True
+
+
 async def dispatch_once(client: Any, *, limit: int = 50, concurrency: int = 8) -> int:
-    """Relay what is due; returns the number of runs created."""
+    """Relay what is due; returns the number of items done."""
     with ledger_session() as session:
         claimed = _claim(session, limit)
     gate = asyncio.Semaphore(concurrency)
 
     async def one(item: OutboxItem, alert: Alert) -> bool:
         async with gate:
-            try:
-                run_id = await create_run(client, alert)
-            except Exception as exc:  # Prefect away or site not deployed: retry later
-                logger.warning("dispatch of alert %s failed: %s", alert.id, exc)
-                await asyncio.to_thread(_finish, item.id or 0, alert.id or 0, None, repr(exc))
-                return False
-            await asyncio.to_thread(_finish, item.id or 0, alert.id or 0, run_id, None)
-            return True
+            return await _handle(client, item, alert)
 
     results = await asyncio.gather(*(one(item, alert) for item, alert in claimed))
     return sum(results)

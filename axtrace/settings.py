@@ -5,10 +5,34 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_HOME = Path("~/.axtrace").expanduser()
+
+
+class SourceSettings(BaseModel):
+    """Routing and credentials of one intake source (``AXTRACE_SOURCES`` is a JSON map of these).
+
+    A secret may be given as ``"block:<name>"`` to read it from the Prefect Secret block
+    ``<name>`` instead of the environment.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    site_label: str = "site"
+    site_map: dict[str, str] = Field(default_factory=dict)
+    default_site: str | None = None
+    token: SecretStr | None = Field(default=None, description="Bearer token for this source.")
+    signing_secrets: list[SecretStr] = Field(
+        default_factory=list,
+        description="Standard Webhooks secrets (whsec_...); several for key rotation.",
+    )
+    grafana_secret: SecretStr | None = Field(default=None, description="Grafana HMAC secret.")
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.token or self.signing_secrets or self.grafana_secret)
 
 
 class Settings(BaseSettings):
@@ -31,6 +55,26 @@ class Settings(BaseSettings):
     dispatch_concurrency: int = Field(default=8, ge=1, description="Run creations in flight.")
     runner_poll_seconds: float = Field(default=2.0, gt=0, description="How often `serve` polls.")
     runner_limit: int = Field(default=8, ge=1, description="Runs one serving process runs at once.")
+    intake_token: SecretStr | None = Field(
+        default=None, description="One shared bearer token, then required on every intake path."
+    )
+    sources: dict[str, SourceSettings] = Field(
+        default_factory=dict, description="Per-source routing and credentials (JSON)."
+    )
+    max_body_bytes: int = Field(default=1024 * 1024, description="Larger bodies get 413.")
+    dedup_window_seconds: float = Field(
+        default=3600, description="A byte-identical body within this window is a repeat."
+    )
+
+    def source(self, name: str) -> SourceSettings:
+        return self.sources.get(name) or SourceSettings()
+
+    @property
+    def intake_open(self) -> bool:
+        """True when no credential of any kind is configured."""
+        return self.intake_token is None and not any(
+            s.has_credentials for s in self.sources.values()
+        )
 
     @property
     def ledger_url(self) -> str:

@@ -26,7 +26,15 @@ from sqlmodel import Session
 from axtrace import __version__, ownership
 from axtrace.events import emit_step
 from axtrace.ledger import repo
-from axtrace.ledger.models import Alert, AlertCreate, Outcome, Status, Step, utcnow
+from axtrace.ledger.models import (
+    HUMAN_OUTCOMES,
+    Alert,
+    AlertCreate,
+    Outcome,
+    Status,
+    Step,
+    utcnow,
+)
 from axtrace.ledger.session import in_transaction, ledger_session
 
 FLOW_NAME = "respond-to-alert"
@@ -49,6 +57,7 @@ def workflow_version(root: Path | None = None) -> str:
 
 class Phase(StrEnum):
     ASSIGN = "assign"
+    SOURCE_RESOLVE = "source_resolve"
     NOTIFY = "notify"
     ACKNOWLEDGE = "acknowledge"
     RESOLVE = "resolve"
@@ -64,6 +73,8 @@ def decide(alert: Alert) -> Phase:
         return Phase.CLOSE
     if alert.level == 0:
         return Phase.ASSIGN
+    if alert.source_resolved_at is not None:
+        return Phase.SOURCE_RESOLVE
     if alert.notified_level < alert.level:
         return Phase.NOTIFY
     if alert.status == Status.OPEN:
@@ -108,8 +119,9 @@ def answer_form(alert: Alert, phase: Phase) -> type[Any]:
         "note": (str, Field(default="", description="Optional note for the trace.")),
     }
     if phase is Phase.RESOLVE:
+        outcomes: Any = Literal.__getitem__(HUMAN_OUTCOMES)
         fields["outcome"] = (
-            Outcome | None,
+            outcomes | None,
             Field(default=None, description="How it ended (the reason code)."),
         )
     name = "Acknowledge" if phase is Phase.ACKNOWLEDGE else "Resolve"
@@ -302,18 +314,41 @@ def _send(alert: Alert, people: list[str], channel: str | None) -> tuple[bool, s
         return False, f"{type(exc).__name__}: {exc}"[:500]
 
 
-def take_answer(alert_id: int, phase: Phase, wait_seq: int, answer: Answer) -> Step:
-    """Apply one answer (or the sweeper's empty wake) in one transaction; return the step."""
+def take_answer(alert_id: int, phase: Phase, wait_seq: int, answer: Answer) -> Step | None:
+    """Apply one answer (or an empty wake) in one transaction; return the step it recorded."""
 
     def work(session: Session) -> list[tuple[Alert, Step, str, dict[str, Any]]]:
         alert = repo.get_alert(session=session, alert_id=alert_id, lock=True)
         if alert.wait_seq != wait_seq:
             return []  # already taken by an earlier execution of this run
         alert.wait_seq += 1
+        session.add(alert)
+        if answer.responder is None and alert.source_resolved_at is not None:
+            return []  # woken because the source resolved it: the loop resolves next
         return [_apply(session, alert, phase, answer, answer.answered_at or utcnow())]
 
     done = _commit_and_emit(work)
-    return done[0][1] if done else Step.RECEIVED
+    return done[0][1] if done else None
+
+
+def resolve_at_source(alert_id: int) -> dict[str, Any]:
+    """The source says the condition is gone: resolve with outcome ``resolved_at_source``."""
+
+    def work(session: Session) -> list[tuple[Alert, Step, str, dict[str, Any]]]:
+        alert = repo.get_alert(session=session, alert_id=alert_id, lock=True)
+        if alert.status not in (Status.OPEN, Status.ACKNOWLEDGED, Status.IGNORED):
+            return []
+        now = utcnow()
+        alert.status, alert.outcome = Status.RESOLVED.value, Outcome.RESOLVED_AT_SOURCE.value
+        actor = f"source:{alert.source}"
+        alert.resolved_at, alert.resolved_by, alert.ack_deadline = now, actor, None
+        return [_record(session, alert, Step.RESOLVED, actor, {
+            "outcome": alert.outcome, "at_source": True, "level": alert.level,
+            "source_resolved_at": alert.source_resolved_at,
+        })]
+
+    done = _commit_and_emit(work)
+    return done[0][3] if done else {}
 
 
 def _apply(
@@ -429,6 +464,7 @@ async def wait_for_answer(alert: Alert, phase: Phase) -> Answer:
         phase.value, alert.id, alert.site, ", ".join(allowed),
         deadline.isoformat() if deadline else "none",
     )
+    await publish_artifact(alert, waiting_line(alert, phase, allowed))
     given = await suspend_flow_run(
         wait_for_input=answer_form(alert, phase), key=pause_key(alert, phase),
         timeout=int(BACKSTOP.total_seconds()),
@@ -436,6 +472,40 @@ async def wait_for_answer(alert: Alert, phase: Phase) -> Answer:
     return Answer(
         responder=given.responder, note=given.note or "", outcome=getattr(given, "outcome", None),
         answered_at=await _answered_at(alert, pause_key(alert, phase)),
+    )
+
+
+def waiting_line(alert: Alert, phase: Phase, allowed: list[str]) -> str:
+    deadline = alert.ack_deadline if phase is Phase.ACKNOWLEDGE else alert.resolve_deadline
+    due = f" until {deadline:%Y-%m-%d %H:%M:%S} UTC" if deadline else ""
+    return f"Waiting for **{phase.value}** from {', '.join(allowed)}{due}."
+
+
+def artifact_markdown(alert: Alert, trace: list[Any], status_line: str) -> str:
+    """The run's page in the UI: the alert, who must act, and the trace so far."""
+    evidence = f"[evidence]({alert.evidence_url})" if alert.evidence_url else "no evidence link"
+    rows = "\n".join(
+        f"| {e.seq} | {e.at:%Y-%m-%d %H:%M:%S} | {e.step} | {e.actor} |" for e in trace
+    )
+    return (
+        f"## Alert {alert.id} at {alert.site}: {alert.title}\n\n"
+        f"Severity **{alert.severity}**; detector {alert.detector or '-'} "
+        f"{alert.detector_version or ''}; {evidence}.\n\n"
+        f"Owner **{alert.owner}**, level {alert.level}, status **{alert.status}**. "
+        f"{status_line}\n\n"
+        f"| # | at (UTC) | step | actor |\n|---|---|---|---|\n{rows}\n"
+    )
+
+
+async def publish_artifact(alert: Alert, status_line: str) -> None:
+    """One markdown artifact per alert (key ``alert-<id>``); each wait adds a version."""
+    from prefect.artifacts import acreate_markdown_artifact
+
+    with ledger_session() as session:
+        trace = list(repo.trace_of(session=session, alert_id=alert.id or 0))
+    await acreate_markdown_artifact(
+        key=f"alert-{alert.id}", markdown=artifact_markdown(alert, trace, status_line),
+        description=f"Alert {alert.id} at {alert.site}: where the response stands",
     )
 
 
@@ -463,6 +533,7 @@ def _tasks() -> dict[str, Any]:
     return {
         "record": make(record_alert, "record"), "assign": make(assign, "assign"),
         "notify": make(notify, "notify"), "answer": make(take_answer, "take-answer"),
+        "source_resolve": make(resolve_at_source, "resolve-at-source"),
         "close": make(close, "close"),
     }
 
@@ -477,8 +548,9 @@ async def respond(*, site: str, alert_id: int | None, manual: ManualAlert) -> di
         alert = load_alert(own_id)
         phase = decide(alert)
         if phase is Phase.DONE:
+            await publish_artifact(alert, f"Closed; outcome **{alert.outcome}**.")
             return summary(alert)
-        if phase in (Phase.ASSIGN, Phase.NOTIFY, Phase.CLOSE):
+        if phase in (Phase.ASSIGN, Phase.SOURCE_RESOLVE, Phase.NOTIFY, Phase.CLOSE):
             steps[phase.value](own_id)
             continue
         answer = await wait_for_answer(alert, phase)

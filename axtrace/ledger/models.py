@@ -69,6 +69,11 @@ class Outcome(StrEnum):
     FALSE_POSITIVE = "false_positive"
     DUPLICATE = "duplicate"
     KNOWN_ISSUE = "known_issue"
+    RESOLVED_AT_SOURCE = "resolved_at_source"
+
+
+HUMAN_OUTCOMES: tuple[str, ...] = ("fixed", "false_positive", "duplicate", "known_issue")
+"""Outcomes a person may choose; ``resolved_at_source`` is the source's own."""
 
 
 class AlertBase(SQLModel):
@@ -120,6 +125,8 @@ class Alert(AlertBase, table=True):
         default=None, sa_column=Column(JSON), description="The policy pinned when the run started."
     )
     flow_run_id: str | None = Field(default=None, max_length=36, index=True)
+    starts_at: datetime | None = _ts()
+    source_resolved_at: datetime | None = _ts()
 
 
 class TraceEvent(SQLModel, table=True):
@@ -154,10 +161,43 @@ class OutboxItem(SQLModel, table=True):
     done_at: datetime | None = _ts(index=True)
 
 
+class Delivery(SQLModel, table=True):
+    """One HTTP delivery to the intake, accepted or rejected, kept so operators can find it."""
+
+    __table_args__ = (
+        UniqueConstraint("source", "webhook_id", name="uq_delivery_webhook_id"),
+        Index("ix_delivery_source_body", "source", "body_sha256"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=32)
+    received_at: datetime = _ts(index=True, nullable=False)
+    webhook_id: str | None = Field(default=None, max_length=255)
+    body_sha256: str = Field(max_length=64)
+    body: str = Field(description="The raw body as text (invalid UTF-8 replaced).")
+    status: str = Field(max_length=16, index=True, description="accepted or rejected.")
+    http_status: int
+    reason: str | None = Field(default=None, max_length=2000)
+    field: str | None = Field(default=None, max_length=300)
+    result: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class SourceResolution(SQLModel, table=True):
+    """A resolve from a source that arrived before its firing; the firing then closes at once."""
+
+    __tablename__ = "source_resolution"
+
+    id: int | None = Field(default=None, primary_key=True)
+    open_key: str = Field(max_length=400, index=True)
+    starts_at: datetime | None = _ts()
+    received_at: datetime = _ts(nullable=False)
+
+
 class AlertCreate(AlertBase):
     """What an intake or a manual run gives the ledger to open an occurrence."""
 
     detected_at: datetime | None = None
+    starts_at: datetime | None = None
 
 
 class TraceEntry(SQLModel):
@@ -191,5 +231,6 @@ class AlertPublic(AlertBase):
     workflow_version: str | None
     policy_version: str | None
     flow_run_id: str | None
+    source_resolved_at: datetime | None = None
     flow_run_url: str | None = None
     trace: list[TraceEntry] = []

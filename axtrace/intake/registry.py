@@ -1,0 +1,53 @@
+"""The explicit registry of alert sources: the name in ``POST /v1/alerts/{source}`` -> parser.
+
+Every parser takes the already-decoded JSON body (any JSON value) and the source's
+``SourceConfig``, and returns envelopes or raises ``ParseError`` naming the field. :func:`parse`
+looks the source up and checks what comes back once more against the rules every source shares
+(site slug, labels ``str -> str`` within their limits); see :mod:`.sources._common`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from axtrace.intake.envelope import AlertEnvelope, ParseError, SourceConfig
+from axtrace.intake.sources import (
+    alertmanager,
+    azure_monitor,
+    grafana,
+    native,
+    opsgenie,
+    pagerduty,
+)
+from axtrace.intake.sources._common import check_slug, clean_labels, show
+
+Parser = Callable[[object, SourceConfig], list[AlertEnvelope]]
+
+SOURCES: dict[str, Parser] = {
+    "native": native.parse,
+    "alertmanager": alertmanager.parse,
+    "grafana": grafana.parse,
+    "pagerduty": pagerduty.parse,
+    "azure-monitor": azure_monitor.parse,
+    "opsgenie": opsgenie.parse,
+}
+
+
+def parse(source: str, body: object, config: SourceConfig) -> list[AlertEnvelope]:
+    """The envelopes of ``body`` as sent by ``source``; ``ParseError`` if it cannot be used."""
+    parser = SOURCES.get(source)
+    if parser is None:
+        known = ", ".join(SOURCES)
+        raise ParseError(f"unknown source {show(source)}; known: {known}", field="source")
+    envelopes = parser(body, config)
+    for envelope in envelopes:
+        _check(envelope)
+    return envelopes
+
+
+def _check(envelope: AlertEnvelope) -> None:
+    """The shared rules, once more, for whatever a parser returned (a backstop: the parsers
+    already check them where they can name the exact field of the body)."""
+    if envelope.site is not None:
+        check_slug(envelope.site, "site")
+    clean_labels(envelope.labels, "labels")
