@@ -102,6 +102,8 @@ def _envelopes(
                           default_site=cfg.default_site)
     envelopes = parse(source, body, config)
     for index, envelope in enumerate(envelopes):
+        if envelope.site is None and envelope.action != "fire":
+            continue  # a resolve may name only its key: it is found by source and key
         if envelope.site is None:
             raise ParseError(
                 f"no site: give label '{config.site_label}' or configure a default site",
@@ -119,6 +121,21 @@ def _site_field(source: str, index: int, count: int) -> str:
     return f"alerts.{index}.site" if count > 1 else "site"
 
 
+def stored_body(source: str, raw: bytes) -> str:
+    """The raw body as text for the ledger, with PagerDuty's routing key hashed, never clear."""
+    text = raw.decode("utf-8", errors="replace")
+    if source != "pagerduty":
+        return text
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return text if "routing_key" not in text else "<unparseable body with a routing_key>"
+    if isinstance(body, dict) and isinstance(body.get("routing_key"), str):
+        digest = hashlib.sha256(body["routing_key"].encode()).hexdigest()[:12]
+        body["routing_key"] = f"sha256:{digest}"
+    return json.dumps(body)
+
+
 def _reject(
     source: str, raw: bytes, webhook_id: str | None, digest: str, exc: ParseError,
 ) -> Reply:
@@ -126,7 +143,7 @@ def _reject(
     with ledger_session() as session:
         session.add(Delivery(
             source=source, received_at=utcnow(), webhook_id=None, body_sha256=digest,
-            body=raw.decode("utf-8", errors="replace"), status="rejected", http_status=status,
+            body=stored_body(source, raw), status="rejected", http_status=status,
             reason=exc.message[:2000], field=(exc.field or "")[:300],
             result={"rejected_webhook_id": webhook_id} if webhook_id else {},
         ))
@@ -147,7 +164,7 @@ def _store(
         }
         delivery = Delivery(
             source=source, received_at=now, webhook_id=webhook_id, body_sha256=digest,
-            body=raw.decode("utf-8", errors="replace"), status="accepted", http_status=202,
+            body=stored_body(source, raw), status="accepted", http_status=202,
             result=body,
         )
         session.add(delivery)
@@ -160,10 +177,18 @@ def _store(
     return Reply(202, body, created=created)
 
 
+ANY_SITE = "*"
+
+
 def _apply(session: Session, envelope: AlertEnvelope, now: datetime) -> dict[str, Any]:
-    assert envelope.site is not None
-    key = repo.open_key(site=envelope.site, source=envelope.source, key=envelope.key)
-    current = session.exec(select(Alert).where(Alert.open_key == key)).first()
+    key = repo.open_key(site=envelope.site or ANY_SITE, source=envelope.source,
+                        key=envelope.key)
+    if envelope.site is None:
+        current = session.exec(select(Alert).where(
+            Alert.source == envelope.source, Alert.key == envelope.key,
+            col(Alert.open_key).is_not(None))).first()
+    else:
+        current = session.exec(select(Alert).where(Alert.open_key == key)).first()
     if envelope.action == "fire":
         return _fire(session, envelope, current, key, now)
     if envelope.action == "resolve":
@@ -181,7 +206,9 @@ def _fire(
         session.add(current)
         return {"id": current.id, "site": current.site, "key": envelope.key,
                 "status": "repeat", "repeat_count": current.repeat_count}
-    early = _early_resolution(session, key, envelope.starts_at)
+    early = _early_resolution(session, key, envelope.starts_at) or _early_resolution(
+        session, repo.open_key(site=ANY_SITE, source=envelope.source, key=envelope.key),
+        envelope.starts_at)
     alert = repo.create_alert(session=session, actor=f"intake:{envelope.source}", at=now,
                               alert=_create(envelope))
     if early is not None:
@@ -212,8 +239,9 @@ def _resolve(
 
 def _seen_before(session: Session, envelope: AlertEnvelope) -> bool:
     """Is there a closed occurrence this resolve belongs to?"""
-    query = select(Alert.id).where(
-        Alert.site == envelope.site, Alert.source == envelope.source, Alert.key == envelope.key)
+    query = select(Alert.id).where(Alert.source == envelope.source, Alert.key == envelope.key)
+    if envelope.site is not None:
+        query = query.where(Alert.site == envelope.site)
     if envelope.starts_at is not None:
         query = query.where(Alert.starts_at == envelope.starts_at)
     return session.exec(query.limit(1)).first() is not None
