@@ -79,14 +79,16 @@ class Stack:
     @classmethod
     @contextmanager
     def start(cls, workdir: Path, *, sites: Path, prefect_port: int | None = None,
-              api_port: int | None = None) -> Iterator[Stack]:
+              api_port: int | None = None, serve: bool = True) -> Iterator[Stack]:
+        """Start it all (``serve=False``: runs are created but nothing executes them)."""
         prefect_port = prefect_port or free_port()
         api_port = api_port or free_port()
         stack = cls(workdir, sites, cls.environment(workdir, prefect_port, api_port), api_port)
         try:
             stack.start_server()
             stack.apply_sites()
-            stack.start_serve()
+            if serve:
+                stack.start_serve()
             stack.start_intake()
             yield stack
         finally:
@@ -99,6 +101,10 @@ class Stack:
         port = int(self.env["PREFECT_API_URL"].split(":")[2].split("/")[0])
         self.server = start_prefect_server(port, self._log("prefect-server"), self.env)
         wait_healthy(f"{self.env['PREFECT_API_URL']}/health", timeout=240, proc=self.server)
+
+    def stop_server(self) -> None:
+        stop(self.server)
+        self.server = None
 
     def axtrace(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run an ``axtrace`` CLI command against this stack."""
