@@ -127,6 +127,8 @@ class Alert(AlertBase, table=True):
     flow_run_id: str | None = Field(default=None, max_length=36, index=True)
     starts_at: datetime | None = _ts()
     source_resolved_at: datetime | None = _ts()
+    trace_len: int = Field(default=0, description="Steps in the trace (finds truncation).")
+    trace_head: str = Field(default="0" * 64, max_length=64, description="Hash of the last step.")
 
 
 class TraceEvent(SQLModel, table=True):

@@ -64,6 +64,10 @@ def append_step(
                         actor=actor, at=when, detail=clean),
     )
     session.add(event)
+    alert = session.get(Alert, alert_id)
+    if alert is not None:
+        alert.trace_len, alert.trace_head = seq, event.hash
+        session.add(alert)
     session.flush()
     return event
 
@@ -152,6 +156,16 @@ def verify_chain(events: Sequence[TraceEvent]) -> int | None:
         if event.seq != expected_seq or event.prev_hash != prev or event.hash != recomputed:
             return event.seq
         prev = event.hash
+    return None
+
+
+def trace_problem(alert: Alert, events: Sequence[TraceEvent]) -> str | None:
+    """Why this alert's trace cannot be trusted (edited, truncated, reordered), or None."""
+    broken = verify_chain(events)
+    if broken is not None:
+        return f"step {broken} was edited, removed or reordered"
+    if len(events) != alert.trace_len or (events and events[-1].hash != alert.trace_head):
+        return f"trace holds {len(events)} steps but {alert.trace_len} were written: truncated"
     return None
 
 

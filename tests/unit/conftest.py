@@ -25,11 +25,12 @@ def ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 @pytest.fixture(autouse=True)
-def events(asserting_events_worker: EventsWorker) -> Iterator[EventsWorker]:
+def events(request: pytest.FixtureRequest) -> Iterator[EventsWorker]:
     """Prefect events emitted by the code under test, captured by Prefect's own test client."""
-    yield asserting_events_worker
-    asserting_events_worker.drain()
-    client = getattr(asserting_events_worker, "_client", None)
+    worker: EventsWorker = request.getfixturevalue("asserting_events_worker")
+    yield worker
+    worker.drain()
+    client = getattr(worker, "_client", None)
     if client is not None:
         client.events = []
 

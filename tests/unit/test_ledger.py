@@ -85,3 +85,50 @@ def test_alerts_list_newest_first_and_filter_by_site_and_status(ledger: str) -> 
         only = repo.list_alerts(session=session, site="berlin-plant", status="open")
     assert [a.site for a in listed] == ["lyon-store", "berlin-plant"]
     assert [a.id for a in only] == [first]
+
+
+def test_a_truncated_trace_is_found_from_the_length_and_head_kept_on_the_alert(
+    ledger: str,
+) -> None:
+    from sqlalchemy import delete
+
+    with Session(engine_for(ledger)) as session:
+        alert_id = new_alert(session)
+        repo.append_step(session=session, alert_id=alert_id, step=Step.ASSIGNED, actor="a")
+        session.commit()
+        alert = repo.get_alert(session=session, alert_id=alert_id)
+        assert repo.trace_problem(alert, repo.trace_of(session=session, alert_id=alert_id)) is None
+        session.exec(delete(TraceEvent).where(TraceEvent.seq == 2))  # type: ignore[call-overload]
+        session.commit()
+        session.expire_all()
+        alert = repo.get_alert(session=session, alert_id=alert_id)
+        problem = repo.trace_problem(alert, repo.trace_of(session=session, alert_id=alert_id))
+    assert problem is not None
+    assert "truncated" in problem
+
+
+def test_upgrading_an_older_ledger_backfills_each_alerts_trace_length_and_head(
+    tmp_path: object,
+) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    from axtrace.ledger.db import alembic_config, make_engine
+
+    url = f"sqlite:///{tmp_path}/old.db"
+    command.upgrade(alembic_config(url), "0002")
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO alert (id, site, key, source, severity, title, labels, received_at, "
+            "status, repeat_count, level, notified_level, wait_seq) VALUES (1, 's', 'k', "
+            "'native', 'high', 't', '{}', '2026-01-01 00:00:00', 'open', 1, 0, 0, 0)"))
+        for seq, digest in ((1, "a" * 64), (2, "b" * 64)):
+            conn.execute(text(
+                "INSERT INTO trace_event (alert_id, seq, step, actor, at, detail, prev_hash, "
+                "hash) VALUES (1, :seq, 'received', 'x', '2026-01-01 00:00:00', '{}', '0', "
+                ":digest)"), {"seq": seq, "digest": digest})
+    command.upgrade(alembic_config(url), "head")
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT trace_len, trace_head FROM alert")).one()
+    assert tuple(row) == (2, "b" * 64)

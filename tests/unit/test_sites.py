@@ -17,14 +17,17 @@ def test_the_shipped_example_sites_differ_in_people_and_deadlines() -> None:
     assert [s.site for s in specs] == ["berlin-plant", "lyon-store", "austin-region"]
     people = [frozenset(p for lvl in s.policy.escalation_chain for p in lvl.responders)
               for s in specs]
-    assert len(set(people)) == 3 and not (people[0] & people[1])
+    assert len(set(people)) == 3
+    assert not (people[0] & people[1])
     assert len({policy_version(s) for s in specs}) == 3
     assert len({s.policy.escalation_chain[0].acknowledge_within for s in specs}) >= 2
 
 
 def test_the_description_tells_an_operator_owner_chain_and_deadlines() -> None:
     text = describe(load_sites(ROOT / DEFAULT_SITES)[0])
-    assert "Berlin line quality" in text and "anna.keller" in text and "20s" in text
+    assert "Berlin line quality" in text
+    assert "anna.keller" in text
+    assert "20s" in text
 
 
 @pytest.mark.parametrize(("yaml_text", "message"), [

@@ -95,7 +95,8 @@ def test_someone_not_in_the_chain_is_refused_and_the_alert_stays_open(ledger: st
     step = workflow.take_answer(alert_id, Phase.ACKNOWLEDGE, 0, Answer(responder="mallory"))
     alert = load(alert_id)
     assert step == "refused"
-    assert alert.status == Status.OPEN and alert.wait_seq == 1
+    assert alert.status == Status.OPEN
+    assert alert.wait_seq == 1
 
 
 def test_an_empty_answer_before_the_deadline_is_refused_not_escalated(ledger: str) -> None:
@@ -110,7 +111,8 @@ def test_the_deadline_wake_escalates_to_the_next_level_with_its_own_deadline(led
     step = workflow.take_answer(alert_id, Phase.ACKNOWLEDGE, 0, Answer())
     alert = load(alert_id)
     assert step == "escalated"
-    assert alert.level == 2 and alert.notified_level == 1
+    assert alert.level == 2
+    assert alert.notified_level == 1
     assert alert.ack_deadline is not None
     assert timedelta(minutes=19) < alert.ack_deadline - utcnow() <= timedelta(minutes=20)
     assert workflow.decide(alert) is Phase.NOTIFY
@@ -123,7 +125,8 @@ def test_the_last_levels_deadline_marks_the_alert_ignored_and_open_for_resolutio
     step = workflow.take_answer(alert_id, Phase.ACKNOWLEDGE, 0, Answer())
     alert = load(alert_id)
     assert step == "ignored"
-    assert alert.status == Status.IGNORED and workflow.decide(alert) is Phase.RESOLVE
+    assert alert.status == Status.IGNORED
+    assert workflow.decide(alert) is Phase.RESOLVE
 
 
 def test_an_acknowledgement_given_after_the_deadline_is_recorded_as_late(ledger: str) -> None:
@@ -147,4 +150,5 @@ def test_a_resolution_needs_an_outcome(ledger: str) -> None:
 
 def test_the_workflow_version_is_the_package_version_and_a_hash_of_the_code() -> None:
     version = workflow.workflow_version()
-    assert version.startswith("0.1.0+") and len(version.split("+")[1]) == 10
+    assert version.startswith("0.1.0+")
+    assert len(version.split("+")[1]) == 10
