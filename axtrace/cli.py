@@ -6,8 +6,9 @@ import os
 import signal
 import sys
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
@@ -33,7 +34,7 @@ DEFAULT_SITES = Path("deployments/sites.yaml")
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = 1) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code)
 
@@ -262,6 +263,45 @@ def trace(alert: Annotated[int, typer.Argument(help="Alert id.")]) -> None:
         table.add_row(str(entry["seq"]), entry["at"][:19].replace("T", " "), entry["step"],
                       entry["actor"], detail[:120])
     console.print(table)
+
+
+@app.command()
+def export(
+    since: Annotated[str | None, typer.Option(help="Only steps since: 7d, 24h or a date.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
+    output: Annotated[Path | None, typer.Option(help="File to write (default stdout).")] = None,
+) -> None:
+    """Export the ledger's trace steps (with their alerts and hashes) for auditors."""
+    from axtrace import export as exporter
+    from axtrace.ledger.session import ledger_session
+
+    if fmt not in ("jsonl", "csv"):
+        _fail(f"--format must be jsonl or csv, got {fmt!r}")
+    start = parse_since(since)
+    with ledger_session() as session:
+        total = exporter.count_steps(session, start)
+        if output is None:
+            exporter.write(sys.stdout, exporter.rows(session, start), fmt)
+            return
+        with output.open("w", newline="") as out, _progress() as progress:
+            bar = progress.add_task(f"Exporting to {output}", total=total)
+            written = exporter.write(out, exporter.rows(session, start), fmt,
+                                     lambda: progress.advance(bar))
+    err.print(f"{written} steps written to {output}")
+
+
+def parse_since(value: str | None) -> datetime | None:
+    """``7d``, ``24h``, ``30m`` before now, or an ISO date/time; None for everything."""
+    if value is None:
+        return None
+    units = {"d": "days", "h": "hours", "m": "minutes"}
+    if value[:-1].isdigit() and value[-1] in units:
+        return datetime.now(UTC) - timedelta(**{units[value[-1]]: int(value[:-1])})
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        _fail(f"--since must look like 7d, 24h, 30m or 2026-11-01, got {value!r}")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @app.command()
