@@ -29,6 +29,11 @@ class SourceSettings(BaseModel):
         description="Standard Webhooks secrets (whsec_...); several for key rotation.",
     )
     grafana_secret: SecretStr | None = Field(default=None, description="Grafana HMAC secret.")
+    grafana_timestamp_header: str | None = Field(
+        default=None,
+        description="The timestamp header configured on the Grafana contact point, if any "
+                    "(then its age is checked too: replay protection).",
+    )
 
     @property
     def has_credentials(self) -> bool:

@@ -52,7 +52,8 @@ def authenticate(
     if config.signing_secrets:
         webhook_id = _any_signature(config.signing_secrets, headers, body)
     if config.grafana_secret is not None:
-        verify_grafana_hmac(reveal(config.grafana_secret), headers, body)
+        verify_grafana_hmac(reveal(config.grafana_secret), headers, body,
+                            timestamp_header=config.grafana_timestamp_header)
     tokens = [t for t in (config.token, settings.intake_token) if t is not None]
     if tokens:
         _bearer(tokens, headers)

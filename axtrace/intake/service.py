@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from axtrace.intake.envelope import AlertEnvelope, ParseError, SourceConfig
 from axtrace.intake.registry import parse
+from axtrace.intake.sources.pagerduty import routing_key_hash
 from axtrace.ledger import repo
 from axtrace.ledger.models import (
     Alert,
@@ -131,9 +132,8 @@ def stored_body(source: str, raw: bytes) -> str:
     except ValueError:
         return text if "routing_key" not in text else "<unparseable body with a routing_key>"
     if isinstance(body, dict) and isinstance(body.get("routing_key"), str):
-        digest = hashlib.sha256(body["routing_key"].encode()).hexdigest()[:12]
-        body["routing_key"] = f"sha256:{digest}"
-    return json.dumps(body)
+        body["routing_key"] = f"sha256:{routing_key_hash(body['routing_key'])}"
+    return json.dumps(body, ensure_ascii=True)
 
 
 def _reject(

@@ -15,6 +15,10 @@ Rules that hold for every source (the registry checks the envelopes once more):
   is stable, so repeats still match.
 - Times are ISO 8601 / RFC 3339; a time without an offset is taken as UTC, and Go's zero
   time (``0001-01-01T00:00:00Z``, Alertmanager's "no end") reads as no time.
+- What Python's JSON decoder accepts but no JSON store does is refused anywhere in an envelope:
+  text with unpaired surrogates (``"\\ud800"``) and ``NaN``/``Infinity``.
+- Field paths in errors name the body's fields, escaped and cut so they are always safe to
+  send back; bad values are shown as a ``repr`` of at most 80 characters.
 """
 
 from __future__ import annotations
@@ -61,9 +65,18 @@ def show(value: object) -> str:
 
 
 def join(prefix: str, *parts: str | int) -> str:
-    """The dotted path of a field below ``prefix`` (``join("alerts", 0, "labels")``)."""
+    """The dotted path of a field below ``prefix`` (``join("alerts", 0, "labels")``); names
+    from the body are escaped to printable UTF-8 and cut to 80 characters, so a path is always
+    safe to send back."""
     names = [prefix] if prefix else []
-    return ".".join([*names, *(str(part) for part in parts)])
+    return ".".join([*names, *(_safe_name(str(part)) for part in parts)])
+
+
+def _safe_name(name: str) -> str:
+    if not name.isascii() or not name.isprintable():
+        name = name.encode("utf-8", "backslashreplace").decode("utf-8")
+        name = "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
+    return name if len(name) <= 80 else name[:77] + "..."
 
 
 def kind(value: object) -> str:
@@ -274,8 +287,35 @@ def present(obj: dict[str, Any], *names: str) -> dict[str, Any]:
     return {name: obj[name] for name in names if obj.get(name) is not None}
 
 
+def check_text(value: object, field: str) -> None:
+    """Refuse what cannot be stored as JSON although Python's decoder lets it through: text
+    with unpaired surrogates (from ``\\ud800`` escapes), which no UTF-8 encoder accepts, and
+    ``NaN``/``Infinity``. Walks without recursion, so any depth of nesting is safe."""
+    pending: list[tuple[object, str]] = [(value, field)]
+    while pending:
+        item, where = pending.pop()
+        if isinstance(item, dict):
+            pending.extend((name, where) for name in item)
+            pending.extend((child, join(where, str(name))) for name, child in item.items())
+        elif isinstance(item, list):
+            pending.extend((child, join(where, index)) for index, child in enumerate(item))
+        elif isinstance(item, str) and not item.isascii():
+            _encodable(item, where)
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise ParseError("NaN and Infinity are not JSON numbers", field=where)
+
+
+def _encodable(text: str, field: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ParseError("contains an unpaired surrogate, which is not text", field=field) from None
+
+
 def make_envelope(field: str, **fields: Any) -> AlertEnvelope:
     """An ``AlertEnvelope``; a value the model refuses becomes a ParseError naming its field."""
+    for name, value in fields.items():
+        check_text(value, join(field, name))
     try:
         return AlertEnvelope(**fields)
     except ValidationError as exc:

@@ -89,7 +89,7 @@ def parse(body: object, config: SourceConfig) -> list[AlertEnvelope]:
     custom = _custom_properties(data, context)
     return [
         make_envelope(
-            ESSENTIALS,
+            "",
             source="azure-monitor",
             action=_action(essentials),
             site=_site(custom, config),

@@ -60,6 +60,15 @@ def parse(body: object, config: SourceConfig) -> list[AlertEnvelope]:
     """The one envelope of a PagerDuty Events API v2 event."""
     event = need_obj(body, "body")
     routing_key = _routing_key(event)
+    try:
+        return [_envelope(event, routing_key, config)]
+    except ParseError as exc:  # a refusal must not echo the key, not even a part of it
+        if _shows_part_of(routing_key, f"{exc.field} {exc.message}"):
+            raise ParseError("contains the routing key", field="body") from None
+        raise
+
+
+def _envelope(event: dict[str, Any], routing_key: str, config: SourceConfig) -> AlertEnvelope:
     event_action = _event_action(event)
     payload = _payload(event, event_action)
     key = _key(event, event_action, routing_key, payload)
@@ -70,19 +79,17 @@ def parse(body: object, config: SourceConfig) -> list[AlertEnvelope]:
         "labels": _labels(payload),
         "details": _details(event, event_action, routing_key, payload),
     }
-    return [
-        make_envelope(
-            "",
-            source="pagerduty",
-            action=ACTIONS[event_action],
-            site=_site(payload, routing_key, config),
-            key=key,
-            severity=_severity(payload, event_action),
-            evidence_url=_evidence(event, routing_key),
-            detected_at=parse_time(payload.get("timestamp"), "payload.timestamp"),
-            **_redact(fields, routing_key),
-        )
-    ]
+    return make_envelope(
+        "",
+        source="pagerduty",
+        action=ACTIONS[event_action],
+        site=_site(payload, routing_key, config),
+        key=key,
+        severity=_severity(payload, event_action),
+        evidence_url=_evidence(event, routing_key),
+        detected_at=parse_time(payload.get("timestamp"), "payload.timestamp"),
+        **_redact(fields, routing_key),
+    )
 
 
 def pagerduty_errors(exc: ParseError) -> dict[str, object]:
@@ -155,7 +162,10 @@ def _site(payload: dict[str, Any], routing_key: str, config: SourceConfig) -> st
         (join("payload", "custom_details", name), named),
         ("config.site_map", config.site_map.get(routing_key)),
     ]
-    return pick_site(candidates, config)
+    site = pick_site(candidates, config)
+    if site is not None and routing_key in site:
+        raise ParseError("must not contain the routing key", field=candidates[0][0])
+    return site
 
 
 def _labels(payload: dict[str, Any]) -> dict[str, str]:
@@ -190,6 +200,10 @@ def _details(
     }
     redacted: dict[str, Any] = _redact(details, routing_key)
     return redacted
+
+
+def _shows_part_of(secret: str, text: str, part: int = 8) -> bool:
+    return any(secret[i : i + part] in text for i in range(len(secret) - part + 1))
 
 
 def _redact(value: Any, secret: str) -> Any:
