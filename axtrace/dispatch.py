@@ -26,8 +26,10 @@ logger = logging.getLogger("axtrace.dispatch")
 MAX_BACKOFF = 60.0
 
 
-def idempotency_key(alert: Alert) -> str:
-    return f"{alert.site}:{alert.id}"
+def idempotency_key(alert: Alert, item: OutboxItem | None = None) -> str:
+    """``<site>:<alert>``; a repair's new run adds the outbox item (the old key's run died)."""
+    base = f"{alert.site}:{alert.id}"
+    return f"{base}:{item.id}" if item is not None and item.topic == "redispatch" else base
 
 
 def _claim(session: Session, limit: int) -> list[tuple[OutboxItem, Alert]]:
@@ -47,14 +49,14 @@ def _claim(session: Session, limit: int) -> list[tuple[OutboxItem, Alert]]:
     return [(item, alert) for item, alert in rows]
 
 
-async def create_run(client: Any, alert: Alert) -> str:
+async def create_run(client: Any, alert: Alert, item: OutboxItem | None = None) -> str:
     from prefect.client.schemas.objects import Deployment  # noqa: F401  (typing aid)
 
     deployment = await client.read_deployment_by_name(full_name(alert.site))
     run = await client.create_flow_run_from_deployment(
         deployment.id,
         parameters={"site": alert.site, "alert_id": alert.id},
-        idempotency_key=idempotency_key(alert),
+        idempotency_key=idempotency_key(alert, item),
         tags=[f"site:{alert.site}", f"severity:{alert.severity}"],
     )
     return str(run.id)
@@ -106,7 +108,7 @@ async def _handle(client: Any, item: OutboxItem, alert: Alert) -> bool:
             error = None if done else "run not waiting yet"
             await asyncio.to_thread(_finish, item.id or 0, alert.id or 0, done=done, error=error)
             return done
-        run_id = await create_run(client, alert)
+        run_id = await create_run(client, alert, item)
     except Exception as exc:  # Prefect away or site not deployed: retry later
         logger.warning("%s of alert %s failed: %s", item.topic, alert.id, exc)
         await asyncio.to_thread(_finish, item.id or 0, alert.id or 0, done=False,

@@ -72,6 +72,7 @@ async def serve_sites(sites_path: Path) -> None:
     """Serve every site deployment from this process (Prefect's runner, no work pool)."""
     from prefect.runner import Runner
 
+    from axtrace.housekeeping import housekeeping_deployments
     from axtrace.sites import deployment_for, load_sites, project_root
 
     settings = get_settings()
@@ -82,6 +83,8 @@ async def serve_sites(sites_path: Path) -> None:
     )
     for spec in load_sites(sites_path):
         await runner.aadd_deployment(deployment_for(spec, root))
+    for extra in housekeeping_deployments(root):
+        await runner.aadd_deployment(extra)
     await runner.start()
 
 

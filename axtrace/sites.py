@@ -126,6 +126,11 @@ def apply_sites(
         deployments.append(deployment)
         if progress:
             progress(spec.site)
+    from axtrace.housekeeping import housekeeping_deployments
+
+    for extra in housekeeping_deployments(root, work_pool):
+        extra.apply(work_pool_name=work_pool) if work_pool else extra.apply()
+        deployments.append(extra)
     return deployments
 
 

@@ -62,6 +62,7 @@ class Step(StrEnum):
     REFUSED = "refused"
     RESOLVED = "resolved"
     CLOSED = "closed"
+    REPAIRED = "repaired"
 
 
 class Outcome(StrEnum):

@@ -1,0 +1,30 @@
+"""Scheduled flows beside the site deployments: the deadline auditor (and reports)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+AUDITOR_ENTRYPOINT = "flows/auditor.py:deadline_auditor"
+AUDITOR_INTERVAL = timedelta(minutes=1)
+
+
+def auditor_deployment(root: Path, work_pool: str | None = None) -> Any:
+    """``deadline-auditor/axtrace``, every minute."""
+    from prefect.deployments.runner import RunnerDeployment
+
+    path, name = AUDITOR_ENTRYPOINT.split(":")
+    deployment = RunnerDeployment.from_entrypoint(
+        entrypoint=f"{root / path}:{name}", name="axtrace", interval=AUDITOR_INTERVAL,
+        tags=["axtrace"], work_pool_name=work_pool,
+        description="Checks every minute that each open alert has a live run; repairs and "
+                    "records what it finds; emits axtrace.auditor.heartbeat.",
+    )
+    deployment.entrypoint = AUDITOR_ENTRYPOINT
+    deployment._path = str(root)
+    return deployment
+
+
+def housekeeping_deployments(root: Path, work_pool: str | None = None) -> list[Any]:
+    return [auditor_deployment(root, work_pool)]

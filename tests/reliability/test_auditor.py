@@ -1,0 +1,48 @@
+"""The deadline auditor repairs a dead run, against the real stack."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from axtrace.auditor import audit_once
+from axtrace.testing import Stack, wait_until
+from tests.integration.test_respond import waiting
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def waiting_run(stack: Stack, alert_id: int) -> dict[str, Any]:
+    return stack.wait_for(alert_id, lambda a: a["level"] == 1 and bool(a["trace"])
+                          and a["trace"][-1]["step"] == "notified")
+
+
+def test_a_run_that_died_while_waiting_is_dispatched_again_and_the_repair_recorded(
+    stack: Stack,
+) -> None:
+    from prefect import get_client
+    from prefect.states import Cancelled
+
+    alert_id = stack.raise_alert("alpha", "Run that will die")
+    dead_run = waiting_run(stack, alert_id)["flow_run_id"]
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(dead_run, Cancelled(), force=True)
+
+    async def audit() -> dict[str, int]:
+        async with get_client() as client:
+            return await audit_once(client)
+
+    counts = asyncio.run(audit())
+    assert counts["redispatched"] >= 1
+    wait_until(lambda: stack.alert(alert_id)["flow_run_id"] not in (None, dead_run),
+               timeout=60, what="a new run")
+    alert = waiting(stack, alert_id, "acknowledge")
+    assert alert["flow_run_id"] != dead_run
+    repaired = next(e for e in alert["trace"] if e["step"] == "repaired")
+    assert repaired["actor"] == "auditor"
+    assert repaired["detail"]["previous_run"] == dead_run
+    assert "cancelled" in repaired["detail"]["reason"]
+    acked = stack.http.post(f"/v1/alerts/{alert_id}/ack", json={"responder": "alice"})
+    assert acked.status_code == 200, acked.text
