@@ -31,16 +31,11 @@ def _load(alert_id: int) -> Alert:
 
 
 def _check(alert: Alert, action: Action, who: str) -> None:
-    if alert.status not in _ALLOWED_FROM[action]:
-        hint = " (acknowledge it first)" if alert.status == Status.OPEN else ""
-        raise Conflict(
-            f"alert {alert.id} is {alert.status}; it cannot be {action}d now{hint}",
-            field="status",
-        )
+    _check_status(alert, action, who)
     from axtrace import ownership
 
     if alert.policy is not None and not ownership.may_act(alert.policy, alert.level, who):
-        _record_refusal(alert.id or 0, who, action)
+        record_refusal(alert.id or 0, who, action)
         allowed = ", ".join(ownership.responders(alert.policy, alert.level))
         raise Forbidden(
             f"'{who}' may not {action} alert {alert.id} at level {alert.level}; "
@@ -49,9 +44,24 @@ def _check(alert: Alert, action: Action, who: str) -> None:
         )
 
 
-def _record_refusal(alert_id: int, who: str, action: str) -> None:
+def _check_status(alert: Alert, action: Action, who: str) -> None:
+    """An action the alert's state no longer allows (someone else was first) is refused."""
+    if alert.status in _ALLOWED_FROM[action]:
+        return
+    if alert.status == Status.OPEN:
+        reason = f"alert {alert.id} is open: acknowledge it before resolving"
+    else:
+        by = alert.acknowledged_by if alert.status == Status.ACKNOWLEDGED else alert.resolved_by
+        done_by = f" by {by}" if by else ""
+        reason = f"alert {alert.id} is already {alert.status}{done_by}; cannot {action} it now"
+    record_refusal(alert.id or 0, who, action, reason)
+    raise Conflict(reason, field="status")
+
+
+def record_refusal(alert_id: int, who: str, action: str, reason: str | None = None) -> None:
     def work(session: Any) -> Any:
-        return refusal(session, repo.get_alert(session=session, alert_id=alert_id), who, action)
+        alert = repo.get_alert(session=session, alert_id=alert_id)
+        return refusal(session, alert, who, action, reason)
 
     alert, step, actor, detail = in_transaction(work)
     emit_step(step.value, alert, detail, actor)
@@ -78,7 +88,7 @@ async def act(
         while True:
             alert = await asyncio.to_thread(_load, alert_id)
             if alert.level == 0 or alert.flow_run_id is None:
-                _check_status_only(alert, action)
+                await asyncio.to_thread(_check_status, alert, action, who)
             else:
                 await asyncio.to_thread(_check, alert, action, who)
                 run = await client.read_flow_run(alert.flow_run_id)  # type: ignore[arg-type]
@@ -99,11 +109,6 @@ async def act(
             await asyncio.sleep(0.3)
 
 
-def _check_status_only(alert: Alert, action: Action) -> None:
-    if alert.status not in _ALLOWED_FROM[action]:
-        raise Conflict(f"alert {alert.id} is {alert.status}", field="status")
-
-
 async def _taken(before: Alert, deadline: float) -> Alert:
     """Wait until the run has taken the answer (its wait counter moved on)."""
     while True:
@@ -119,4 +124,4 @@ def last_step(alert_id: int) -> str | None:
     return trace[-1].step if trace else None
 
 
-__all__ = ["Action", "Step", "act", "last_step"]
+__all__ = ["Action", "Step", "act", "last_step", "record_refusal"]

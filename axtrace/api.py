@@ -19,13 +19,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
-from axtrace import actions
-from axtrace.errors import AxTraceError, Unavailable
+from axtrace import actions, tokens
+from axtrace.errors import AxTraceError, Forbidden, InvalidInput, Unavailable
 from axtrace.events import emit_step
 from axtrace.intake.auth import authenticate
 from axtrace.intake.docs import INTAKE_RESPONSES, intake_docs, intake_openapi
 from axtrace.intake.registry import SOURCES
 from axtrace.intake.service import Reply, accept
+from axtrace.intake.signatures import SignatureError
 from axtrace.ledger import repo
 from axtrace.ledger.models import (
     Alert,
@@ -47,7 +48,11 @@ class TooLarge(AxTraceError):
 
 class AckBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    responder: str = Field(min_length=1, max_length=200)
+    responder: str | None = Field(
+        default=None, min_length=1, max_length=200,
+        description="Who acts; with responder tokens in use, the token decides (and this, "
+                    "if given, must match it).",
+    )
     note: str = Field(default="", max_length=2000)
 
 
@@ -161,15 +166,19 @@ def create_app(*, background: bool = True) -> FastAPI:
         with ledger_session() as session:
             return public(session, repo.get_alert(session=session, alert_id=alert_id))
 
-    @app.post("/v1/alerts/{alert_id}/ack")
-    async def acknowledge(alert_id: int, body: AckBody) -> AlertPublic:
-        alert = await actions.act(alert_id, "acknowledge", body.responder, note=body.note)
+    @app.post("/v1/alerts/{alert_id}/ack", responses=ACT_RESPONSES)
+    async def acknowledge(alert_id: int, body: AckBody, request: Request) -> AlertPublic:
+        """Acknowledge: only a responder at the alert's level or an earlier one may."""
+        who = await asyncio.to_thread(responder, request, body, alert_id, "acknowledge")
+        alert = await actions.act(alert_id, "acknowledge", who, note=body.note)
         with ledger_session() as session:
             return public(session, alert)
 
-    @app.post("/v1/alerts/{alert_id}/resolve")
-    async def resolve(alert_id: int, body: ResolveBody) -> AlertPublic:
-        alert = await actions.act(alert_id, "resolve", body.responder, note=body.note,
+    @app.post("/v1/alerts/{alert_id}/resolve", responses=ACT_RESPONSES)
+    async def resolve(alert_id: int, body: ResolveBody, request: Request) -> AlertPublic:
+        """Resolve an acknowledged or ignored alert with its outcome (reason code)."""
+        who = await asyncio.to_thread(responder, request, body, alert_id, "resolve")
+        alert = await actions.act(alert_id, "resolve", who, note=body.note,
                                   outcome=body.outcome.value)
         with ledger_session() as session:
             return public(session, alert)
@@ -222,6 +231,35 @@ def pagerduty_reply(reply: Reply) -> JSONResponse:
     return JSONResponse(status_code=202, content={
         "status": "success", "message": "Event processed",
         "dedup_key": keys[0] if keys else None, **reply.body})
+
+
+ACT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "A responder token is required and missing or not valid."},
+    403: {"description": "Not a responder at this level (recorded in the trace)."},
+    404: {"description": "No such alert."},
+    409: {"description": "The alert's state does not allow this now (recorded)."},
+    503: {"description": "The run is not waiting yet, or Prefect/the ledger is away."},
+}
+
+
+def responder(request: Request, body: AckBody, alert_id: int, action: str) -> str:
+    """Who acts: the responder token's owner when tokens are in use, else the body's name."""
+    settings = get_settings()
+    with ledger_session() as session:
+        if not tokens.enforced(session, required=settings.require_responder_tokens):
+            if body.responder is None:
+                raise InvalidInput("responder is required", field="responder")
+            return body.responder
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        name = tokens.identify(session, token) if scheme.lower() == "bearer" else None
+    if name is None:
+        raise SignatureError("a valid responder token is required", field="authorization")
+    if body.responder is not None and body.responder != name:
+        actions.record_refusal(alert_id, body.responder, action,
+                               f"the token belongs to '{name}', not '{body.responder}'")
+        raise Forbidden(f"the token belongs to '{name}', not '{body.responder}'",
+                        field="responder")
+    return name
 
 
 def public(session: Session, alert: Alert, *, with_trace: bool = True) -> AlertPublic:

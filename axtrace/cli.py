@@ -42,8 +42,9 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 def _api(method: str, path: str, **kwargs: Any) -> Any:
     settings = get_settings()
     url = settings.base_api_url + path
-    headers = {"authorization": f"Bearer {settings.intake_token.get_secret_value()}"} \
-        if settings.intake_token else {}
+    token = settings.responder_token if "/ack" in path or "/resolve" in path \
+        else settings.intake_token
+    headers = {"authorization": f"Bearer {token.get_secret_value()}"} if token else {}
     try:
         response = httpx.request(method, url, timeout=120, headers=headers, **kwargs)
     except httpx.HTTPError as exc:
@@ -197,6 +198,50 @@ def sites_apply(
         _fail(exc.message)
     for spec in specs:
         console.print(f"  [green]✓[/] respond-to-alert/{spec.site}  (policy block '{spec.site}')")
+
+
+tokens_app = typer.Typer(help="Responder tokens for the API (stored hashed).")
+app.add_typer(tokens_app, name="tokens")
+
+
+@tokens_app.command("create")
+def tokens_create(name: Annotated[str, typer.Argument(help="The responder's name.")]) -> None:
+    """Create a token for NAME and print it once (only its hash is kept)."""
+    from axtrace import tokens
+    from axtrace.ledger.db import upgrade
+    from axtrace.ledger.session import ledger_session
+
+    upgrade(get_settings().ledger_url)
+    with ledger_session() as session:
+        token = tokens.create(session, name)
+        session.commit()
+    err.print(f"Token for {name} (shown once; set AXTRACE_RESPONDER_TOKEN to use it):")
+    console.print(token)
+
+
+@tokens_app.command("list")
+def tokens_list() -> None:
+    """Names with an active token (tokens themselves are not kept)."""
+    from axtrace import tokens
+    from axtrace.ledger.session import ledger_session
+
+    table = Table("name", "created (UTC)")
+    with ledger_session() as session:
+        for row in tokens.active(session):
+            table.add_row(row.name, f"{row.created_at:%Y-%m-%d %H:%M}")
+    console.print(table)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(name: Annotated[str, typer.Argument(help="The responder's name.")]) -> None:
+    """Revoke every token of NAME."""
+    from axtrace import tokens
+    from axtrace.ledger.session import ledger_session
+
+    with ledger_session() as session:
+        count = tokens.revoke(session, name)
+        session.commit()
+    console.print(f"Revoked {count} token(s) of {name}.")
 
 
 @db_app.command("upgrade")

@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     sources: dict[str, SourceSettings] = Field(
         default_factory=dict, description="Per-source routing and credentials (JSON)."
     )
+    responder_token: SecretStr | None = Field(
+        default=None, description="The CLI user's own responder token (sent on ack/resolve)."
+    )
+    require_responder_tokens: bool = Field(
+        default=False, description="Require responder tokens even before any is created."
+    )
+    db_busy_timeout: float = Field(default=30.0, gt=0, description="SQLite lock wait (s).")
     max_body_bytes: int = Field(default=1024 * 1024, description="Larger bodies get 413.")
     dedup_window_seconds: float = Field(
         default=3600, description="A byte-identical body within this window is a repeat."

@@ -384,14 +384,14 @@ def _apply(
 
 
 def refusal(
-    session: Session, alert: Alert, who: str, action: str,
+    session: Session, alert: Alert, who: str, action: str, reason: str | None = None,
 ) -> tuple[Alert, Step, str, dict[str, Any]]:
+    """Record that ``who`` tried ``action`` and was refused (default: not in the chain)."""
     pinned = alert.policy or {"escalation_chain": []}
     allowed = ownership.responders(pinned, alert.level)
     return _record(session, alert, Step.REFUSED, who, {
-        "action": action, "level": alert.level,
-        "reason": f"'{who}' is not a responder at level {alert.level} or earlier",
-        "allowed": allowed,
+        "action": action, "level": alert.level, "allowed": allowed,
+        "reason": reason or f"'{who}' is not a responder at level {alert.level} or earlier",
     })
 
 

@@ -7,11 +7,14 @@ server, a serving process and the AxTrace API) starts only when a test asks for 
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,6 +44,34 @@ def stack() -> Iterator[object]:
     with Stack.start(WORKDIR, sites=TEST_SITES, prefect_port=PREFECT_PORT,
                      api_port=API_PORT) as running:
         yield running
+
+
+INTAKE_TOKEN = "t0ken-for-tests"
+SIGNING_SECRET = "whsec_" + base64.b64encode(b"axtrace-test-signing-secret-0001").decode()
+OLD_SIGNING_SECRET = "whsec_" + base64.b64encode(b"an-older-key-still-accepted!").decode()
+GRAFANA_SECRET = "grafana-hmac-secret"
+
+
+@pytest.fixture(scope="session")
+def secured(stack: Any) -> Iterator[Any]:
+    """A second intake on the same ledger and Prefect, with credentials configured."""
+    import httpx
+
+    from axtrace.runtime import start_child, stop, wait_healthy
+
+    port = free_port()
+    env = {**stack.env, "AXTRACE_INTAKE_TOKEN": INTAKE_TOKEN, "AXTRACE_SOURCES": json.dumps({
+        "native": {"signing_secrets": [OLD_SIGNING_SECRET, SIGNING_SECRET]},
+        "grafana": {"grafana_secret": GRAFANA_SECRET},
+    })}
+    proc = start_child(["intake", "--port", str(port), "--no-background"],
+                       stack.workdir / "logs" / "secured-intake.log", env)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/healthz", timeout=60, proc=proc)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            yield client
+    finally:
+        stop(proc)
 
 
 @pytest.fixture(scope="session")

@@ -196,6 +196,18 @@ class SourceResolution(SQLModel, table=True):
     received_at: datetime = _ts(nullable=False)
 
 
+class ResponderToken(SQLModel, table=True):
+    """A person's API token; only its SHA-256 is kept (the token is shown once, at creation)."""
+
+    __tablename__ = "responder_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200, index=True)
+    token_sha256: str = Field(max_length=64, unique=True)
+    created_at: datetime = _ts(nullable=False)
+    revoked_at: datetime | None = _ts()
+
+
 class AlertCreate(AlertBase):
     """What an intake or a manual run gives the ledger to open an occurrence."""
 

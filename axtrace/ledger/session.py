@@ -18,7 +18,9 @@ T = TypeVar("T")
 
 @contextmanager
 def ledger_session() -> Iterator[Session]:
-    with Session(engine_for(get_settings().ledger_url), expire_on_commit=False) as session:
+    settings = get_settings()
+    engine = engine_for(settings.ledger_url, settings.db_busy_timeout)
+    with Session(engine, expire_on_commit=False) as session:
         yield session
 
 

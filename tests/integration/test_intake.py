@@ -23,14 +23,14 @@ from sqlmodel import Session, col, func, select
 from axtrace.intake.signatures import sign_grafana_hmac, sign_standard_webhook
 from axtrace.ledger.db import engine_for
 from axtrace.ledger.models import Alert, Delivery
-from axtrace.runtime import start_child, stop, wait_healthy
+from axtrace.runtime import stop, wait_healthy
 from axtrace.testing import Stack, free_port, wait_until
+from tests.conftest import GRAFANA_SECRET
+from tests.conftest import INTAKE_TOKEN as TOKEN
+from tests.conftest import SIGNING_SECRET as SECRET
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-TOKEN = "t0ken-for-tests"
-SECRET = "whsec_" + base64.b64encode(b"axtrace-test-signing-secret-0001").decode()
-GRAFANA_SECRET = "grafana-hmac-secret"
 
 
 def require(binary: str) -> str:
@@ -64,24 +64,6 @@ def runs_named(name: str) -> int:
     with get_client(sync_client=True) as client:
         return len(client.read_flow_runs(
             flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[name]))))
-
-
-@pytest.fixture(scope="module")
-def secured(stack: Stack) -> Iterator[httpx.Client]:
-    """A second intake on the same ledger and Prefect, with credentials configured."""
-    port = free_port()
-    env = {**stack.env, "AXTRACE_INTAKE_TOKEN": TOKEN, "AXTRACE_SOURCES": json.dumps({
-        "native": {"signing_secrets": ["whsec_b2xkLXNlY3JldC1ub3QtdXNlZC1hbnltb3JlISE=", SECRET]},
-        "grafana": {"grafana_secret": GRAFANA_SECRET},
-    })}
-    proc = start_child(["intake", "--port", str(port), "--no-background"],
-                       stack.workdir / "logs" / "secured-intake.log", env)
-    try:
-        wait_healthy(f"http://127.0.0.1:{port}/healthz", timeout=60, proc=proc)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            yield client
-    finally:
-        stop(proc)
 
 
 def signed(body: bytes, *, msg_id: str, at: int | None = None, secret: str = SECRET,
