@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     require_responder_tokens: bool = Field(
         default=False, description="Require responder tokens even before any is created."
     )
+    allow_private_webhooks: bool = Field(
+        default=False, description="Let notification blocks call loopback/private addresses."
+    )
     db_busy_timeout: float = Field(default=30.0, gt=0, description="SQLite lock wait (s).")
     max_body_bytes: int = Field(default=1024 * 1024, description="Larger bodies get 413.")
     dedup_window_seconds: float = Field(

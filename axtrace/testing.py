@@ -79,11 +79,13 @@ class Stack:
     @classmethod
     @contextmanager
     def start(cls, workdir: Path, *, sites: Path, prefect_port: int | None = None,
-              api_port: int | None = None, serve: bool = True) -> Iterator[Stack]:
+              api_port: int | None = None, serve: bool = True,
+              extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
         """Start it all (``serve=False``: runs are created but nothing executes them)."""
         prefect_port = prefect_port or free_port()
         api_port = api_port or free_port()
-        stack = cls(workdir, sites, cls.environment(workdir, prefect_port, api_port), api_port)
+        env = {**cls.environment(workdir, prefect_port, api_port), **(extra_env or {})}
+        stack = cls(workdir, sites, env, api_port)
         try:
             stack.start_server()
             stack.apply_sites()

@@ -299,19 +299,29 @@ def _send(alert: Alert, people: list[str], channel: str | None) -> tuple[bool, s
         return True, None
     from prefect.blocks.core import Block
 
+    from axtrace import outbound
+    from axtrace.settings import get_settings
+
     subject = f"[AxTrace] {alert.site}: {alert.title} ({alert.severity})"
     deadline = alert.ack_deadline.isoformat() if alert.ack_deadline else "none"
-    body = (
-        f"Alert {alert.id} at {alert.site} needs {', '.join(people)} (level {alert.level}).\n"
-        f"Acknowledge by {deadline}: axtrace ack {alert.id} --as NAME"
+    body, template_error = outbound.render(
+        (alert.policy or {}).get("notification_template"),
+        {"alert": summary(alert) | {"id": alert.id, "title": alert.title,
+                                    "severity": alert.severity},
+         "level": alert.level, "responders": people, "deadline": deadline},
     )
     try:
         block: Any = Block.load(channel)
+        for url in outbound.block_urls(block):
+            outbound.check_url(url, allow_private=get_settings().allow_private_webhooks)
         block.notify(body=body, subject=subject)
-        return True, None
+    except outbound.RefusedTarget as exc:
+        return False, f"refused: {exc}"[:500]
     except Exception as exc:  # a failed notification must not stop the escalation clock
-        logger.exception("notification through %s failed", channel)
-        return False, f"{type(exc).__name__}: {exc}"[:500]
+        # Only the type: messages of webhook clients may carry the (secret) webhook URL.
+        logger.warning("notification through %s failed: %s", channel, type(exc).__name__)
+        return False, f"{type(exc).__name__} (details in the notification block's own logs)"
+    return True, template_error
 
 
 def take_answer(alert_id: int, phase: Phase, wait_seq: int, answer: Answer) -> Step | None:

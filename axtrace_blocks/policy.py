@@ -153,6 +153,27 @@ class OwnershipPolicy(Block):
             "'<block-type-slug>/<name>', e.g. 'slack-webhook/berlin-ops'; empty records only."
         ),
     )
+    notification_template: str | None = Field(
+        default=None,
+        description=(
+            "Jinja text of the notification, rendered in a sandbox with alert, level, "
+            "responders and deadline; empty uses the standard text."
+        ),
+    )
+
+    @field_validator("notification_template")
+    @classmethod
+    def _valid_template(cls, template: str | None) -> str | None:
+        if template is None:
+            return None
+        from jinja2 import TemplateError
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        try:
+            ImmutableSandboxedEnvironment().parse(template)
+        except TemplateError as exc:
+            raise ValueError(f"notification_template is not a valid template: {exc}") from exc
+        return template
 
     @field_validator("site")
     @classmethod

@@ -17,6 +17,7 @@ from sqlmodel import Session, col, func, select
 from axtrace.ledger.db import engine_for
 from axtrace.ledger.models import Alert, OutboxItem
 from axtrace.testing import Stack, wait_until
+from tests.reliability.conftest import PREFECT_LOGIN
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -30,7 +31,8 @@ def prefect_runs(stack: Stack) -> list[dict[str, Any]]:
     runs: list[dict[str, Any]] = []
     while True:
         page = httpx.post(stack.env["PREFECT_API_URL"] + "/flow_runs/filter",
-                          json={"limit": 200, "offset": len(runs)}, timeout=30).json()
+                          json={"limit": 200, "offset": len(runs)}, timeout=30,
+                          auth=PREFECT_LOGIN).json()
         runs.extend(page)
         if len(page) < 200:
             return runs
@@ -103,6 +105,14 @@ def test_intake_killed_mid_stream_loses_no_accepted_delivery_and_runs_each_once(
     assert alerts == runs >= len(accepted)
 
 
+def test_every_axtrace_process_works_with_prefects_basic_auth_on(bare: Stack) -> None:
+    api = bare.env["PREFECT_API_URL"]
+    assert httpx.post(f"{api}/flow_runs/filter", json={}, timeout=30).status_code == 401
+    assert post(bare, "with-auth-on") == 202
+    alerts, runs = one_run_per_alert(bare)  # the intake's dispatcher logged in to create it
+    assert alerts == runs >= 1
+
+
 def test_prefect_away_intake_keeps_accepting_and_runs_start_once_it_is_back(
     bare: Stack,
 ) -> None:
@@ -117,3 +127,25 @@ def test_prefect_away_intake_keeps_accepting_and_runs_start_once_it_is_back(
         bare.start_server()
     alerts, runs = one_run_per_alert(bare)
     assert alerts == runs == before_alerts + 20
+
+
+def test_a_locked_ledger_gets_503_and_nothing_accepted_is_missing_after_recovery(
+    bare: Stack,
+) -> None:
+    import sqlite3
+
+    path = bare.env["AXTRACE_DATABASE_URL"].removeprefix("sqlite:///")
+    blocker = sqlite3.connect(path, timeout=5, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        statuses = {f"locked-{i}": post(bare, f"locked-{i}") for i in range(3)}
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert set(statuses.values()) == {503}, "a transient fault is 503, never 4xx or 500"
+    with ledger(bare) as session:
+        assert not session.exec(select(Alert).where(col(Alert.key).in_(statuses))).all()
+    assert all(post(bare, key) == 202 for key in statuses), "the sender's retry is accepted"
+    with ledger(bare) as session:
+        stored = session.exec(select(Alert.key).where(col(Alert.key).in_(statuses))).all()
+    assert sorted(stored) == sorted(statuses)
