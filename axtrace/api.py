@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -40,6 +40,7 @@ from axtrace.ledger.session import ledger_session
 from axtrace.settings import get_settings
 
 SITE_CACHE_SECONDS = 10.0
+AlertId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The alert's id.")]
 
 
 class TooLarge(AxTraceError):
@@ -161,13 +162,13 @@ def create_app(*, background: bool = True) -> FastAPI:
             return [public(session, a, with_trace=False) for a in rows]
 
     @app.get("/v1/alerts/{alert_id}")
-    async def get_alert(alert_id: int) -> AlertPublic:
+    async def get_alert(alert_id: AlertId) -> AlertPublic:
         """One alert with its trace and the link to its Prefect run."""
         with ledger_session() as session:
             return public(session, repo.get_alert(session=session, alert_id=alert_id))
 
     @app.post("/v1/alerts/{alert_id}/ack", responses=ACT_RESPONSES)
-    async def acknowledge(alert_id: int, body: AckBody, request: Request) -> AlertPublic:
+    async def acknowledge(alert_id: AlertId, body: AckBody, request: Request) -> AlertPublic:
         """Acknowledge: only a responder at the alert's level or an earlier one may."""
         who = await asyncio.to_thread(responder, request, body, alert_id, "acknowledge")
         alert = await actions.act(alert_id, "acknowledge", who, note=body.note)
@@ -175,7 +176,7 @@ def create_app(*, background: bool = True) -> FastAPI:
             return public(session, alert)
 
     @app.post("/v1/alerts/{alert_id}/resolve", responses=ACT_RESPONSES)
-    async def resolve(alert_id: int, body: ResolveBody, request: Request) -> AlertPublic:
+    async def resolve(alert_id: AlertId, body: ResolveBody, request: Request) -> AlertPublic:
         """Resolve an acknowledged or ignored alert with its outcome (reason code)."""
         who = await asyncio.to_thread(responder, request, body, alert_id, "resolve")
         alert = await actions.act(alert_id, "resolve", who, note=body.note,
