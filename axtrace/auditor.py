@@ -20,6 +20,7 @@ from axtrace.events import emit_step
 from axtrace.ledger import repo
 from axtrace.ledger.models import Alert, OutboxItem, Status, Step, utcnow
 from axtrace.ledger.session import in_transaction, ledger_session
+from axtrace.settings import get_settings
 
 logger = logging.getLogger("axtrace.auditor")
 OPEN_STATUSES = (Status.OPEN.value, Status.ACKNOWLEDGED.value, Status.IGNORED.value,
@@ -28,25 +29,50 @@ GRACE = timedelta(seconds=60)
 """How long past a deadline a wait may stay before the auditor wakes it itself."""
 
 
+MAX_RESCHEDULES = 3
+
+
 @dataclass(frozen=True)
 class Repair:
-    action: str  # "redispatch" or "wake"
+    action: str  # "redispatch" (a new run), "reschedule" (the same run again) or "wake"
     reason: str
 
 
+@dataclass(frozen=True)
+class RunView:
+    """What the auditor knows of an alert's run."""
+
+    state: str | None = None
+    pause_key: str | None = None
+    since: datetime | None = None
+
+
 def repair_for(
-    alert: Alert, run_state: str | None, pause_key: str | None, now: datetime,
-    pending: bool,
+    alert: Alert, run: RunView, now: datetime, *, pending: bool, rescheduled: int = 0,
+    stuck_after: timedelta = timedelta(minutes=5),
 ) -> Repair | None:
-    """What an open alert needs, from its run's state (pure; ``None`` when all is well)."""
+    """What an open alert needs, from its run's state (pure; ``None`` when all is well).
+
+    A run that crashed, or that has been RUNNING far longer than any step takes (its process
+    died with the machine), is scheduled again: the same run replays from the top and keeps
+    the answers already given to it. A run that was cancelled or completed without closing
+    the alert is replaced by a new one.
+    """
     if pending:
         return None  # the dispatcher still owes this alert something
-    if alert.flow_run_id is None or run_state is None:
+    if alert.flow_run_id is None or run.state is None:
         return Repair("redispatch", "the alert has no run")
-    if run_state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
-        return Repair("redispatch", f"its run ended {run_state.lower()} before the alert closed")
+    if run.state in ("CRASHED", "FAILED") and rescheduled < MAX_RESCHEDULES:
+        return Repair("reschedule", f"its run {run.state.lower()}; running it again")
+    stuck = run.since is not None and now - run.since > stuck_after
+    if run.state == "RUNNING" and stuck and rescheduled < MAX_RESCHEDULES:
+        minutes = (now - (run.since or now)).total_seconds() / 60
+        return Repair("reschedule", f"its run has been running for {minutes:.0f} min: "
+                      "its process is gone; running it again")
+    if run.state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+        return Repair("redispatch", f"its run ended {run.state.lower()} before the alert closed")
     overdue = alert.ack_deadline is not None and now > alert.ack_deadline + GRACE
-    if run_state == "PAUSED" and overdue and (pause_key or "").startswith("acknowledge"):
+    if run.state == "PAUSED" and overdue and (run.pause_key or "").startswith("acknowledge"):
         return Repair("wake", "the acknowledge deadline passed and no one woke the run")
     return None
 
@@ -59,35 +85,50 @@ async def audit_once(client: Any) -> dict[str, int]:
         alerts = session.exec(select(Alert).where(col(Alert.status).in_(OPEN_STATUSES))).all()
         pending = set(session.exec(select(OutboxItem.alert_id).where(
             col(OutboxItem.done_at).is_(None))).all())
-    counts = {"open": len(alerts), "redispatched": 0, "woken": 0}
+    counts = {"open": len(alerts), "redispatched": 0, "rescheduled": 0, "woken": 0}
+    done = {"redispatch": "redispatched", "reschedule": "rescheduled", "wake": "woken"}
+    stuck_after = timedelta(seconds=get_settings().stuck_run_seconds)
     for alert in alerts:
-        state, key = await _run_state(client, alert.flow_run_id)
-        repair = repair_for(alert, state, key, utcnow(), alert.id in pending)
+        run = await _run_view(client, alert.flow_run_id)
+        repair = repair_for(alert, run, utcnow(), pending=alert.id in pending,
+                            rescheduled=_rescheduled(alert.id or 0), stuck_after=stuck_after)
         if repair is not None:
             await _apply(client, alert, repair)
-            counts["redispatched" if repair.action == "redispatch" else "woken"] += 1
+            counts[done[repair.action]] += 1
     emit_event(event="axtrace.auditor.heartbeat",
                resource={"prefect.resource.id": "axtrace.auditor"}, payload=counts)
     return counts
 
 
-async def _run_state(client: Any, run_id: str | None) -> tuple[str | None, str | None]:
+async def _run_view(client: Any, run_id: str | None) -> RunView:
     from prefect.exceptions import ObjectNotFound
 
     if run_id is None:
-        return None, None
+        return RunView()
     try:
         run = await client.read_flow_run(run_id)
     except ObjectNotFound:
-        return None, None
+        return RunView()
     if run.state is None:
-        return None, None
-    return run.state.type.value, run.state.state_details.pause_key
+        return RunView()
+    return RunView(run.state.type.value, run.state.state_details.pause_key,
+                   run.state.timestamp)
+
+
+def _rescheduled(alert_id: int) -> int:
+    with ledger_session() as session:
+        trace = repo.trace_of(session=session, alert_id=alert_id)
+    return sum(1 for e in trace if e.step == Step.REPAIRED
+               and e.detail.get("action") == "reschedule")
 
 
 async def _apply(client: Any, alert: Alert, repair: Repair) -> None:
+    from prefect.states import Scheduled
+
     if repair.action == "wake":
         await client.resume_flow_run(alert.flow_run_id, run_input={})
+    if repair.action == "reschedule":
+        await client.set_flow_run_state(alert.flow_run_id, Scheduled(), force=True)
     _record(alert.id or 0, repair)
     logger.warning("alert %s: %s (%s)", alert.id, repair.action, repair.reason)
 

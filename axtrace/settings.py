@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     allow_private_webhooks: bool = Field(
         default=False, description="Let notification blocks call loopback/private addresses."
     )
+    stuck_run_seconds: float = Field(
+        default=300, gt=0, description="A run RUNNING longer than this has lost its process."
+    )
     db_busy_timeout: float = Field(default=30.0, gt=0, description="SQLite lock wait (s).")
     max_body_bytes: int = Field(default=1024 * 1024, description="Larger bodies get 413.")
     dedup_window_seconds: float = Field(

@@ -10,6 +10,7 @@ Used by AxTrace's own tests and usable by teams who want to test their sites' po
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -124,8 +125,10 @@ class Stack:
                                       self._log("serve"), self.env)
 
     def stop_serve(self, *, kill: bool = False) -> None:
+        """Stop the serving process; ``kill``: SIGKILL it and every run process it started,
+        as a machine failure would."""
         if self.serve_proc is not None and kill:
-            self.serve_proc.kill()
+            os.killpg(self.serve_proc.pid, signal.SIGKILL)
             self.serve_proc.wait()
         stop(self.serve_proc)
         self.serve_proc = None
