@@ -131,7 +131,8 @@ def create_app(*, background: bool = True) -> FastAPI:
 
     @app.exception_handler(OperationalError)
     async def _db_down(_request: Request, exc: OperationalError) -> JSONResponse:
-        return _error(503, None, f"ledger unavailable, try again: {exc.orig}", "Unavailable")
+        return _error(503, None, "the ledger is unavailable; send it again later",
+                      "Unavailable")
 
     @app.exception_handler(IntegrityError)
     async def _raced(_request: Request, _exc: IntegrityError) -> JSONResponse:
@@ -151,7 +152,7 @@ def create_app(*, background: bool = True) -> FastAPI:
         )
 
     @app.get("/v1/alerts")
-    async def list_alerts(
+    def list_alerts(
         site: str | None = None, status: Status | None = None,
         since: datetime | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[AlertPublic]:
@@ -162,7 +163,7 @@ def create_app(*, background: bool = True) -> FastAPI:
             return [public(session, a, with_trace=False) for a in rows]
 
     @app.get("/v1/alerts/{alert_id}")
-    async def get_alert(alert_id: AlertId) -> AlertPublic:
+    def get_alert(alert_id: AlertId) -> AlertPublic:
         """One alert with its trace and the link to its Prefect run."""
         with ledger_session() as session:
             return public(session, repo.get_alert(session=session, alert_id=alert_id))
@@ -172,8 +173,7 @@ def create_app(*, background: bool = True) -> FastAPI:
         """Acknowledge: only a responder at the alert's level or an earlier one may."""
         who = await asyncio.to_thread(responder, request, body, alert_id, "acknowledge")
         alert = await actions.act(alert_id, "acknowledge", who, note=body.note)
-        with ledger_session() as session:
-            return public(session, alert)
+        return await asyncio.to_thread(public_of, alert)
 
     @app.post("/v1/alerts/{alert_id}/resolve", responses=ACT_RESPONSES)
     async def resolve(alert_id: AlertId, body: ResolveBody, request: Request) -> AlertPublic:
@@ -181,8 +181,7 @@ def create_app(*, background: bool = True) -> FastAPI:
         who = await asyncio.to_thread(responder, request, body, alert_id, "resolve")
         alert = await actions.act(alert_id, "resolve", who, note=body.note,
                                   outcome=body.outcome.value)
-        with ledger_session() as session:
-            return public(session, alert)
+        return await asyncio.to_thread(public_of, alert)
 
     return app
 
@@ -191,7 +190,8 @@ def _intake_route(source: str) -> Any:
     async def deliver(request: Request) -> JSONResponse:
         settings = get_settings()
         raw = await read_body(request, settings.max_body_bytes)
-        webhook_id = authenticate(source, request.headers, raw, settings)
+        webhook_id = await asyncio.to_thread(authenticate, source, request.headers, raw,
+                                             settings)
         sites = await request.app.state.sites.known()
         reply = await asyncio.to_thread(accept, source=source, raw=raw, webhook_id=webhook_id,
                                         known_sites=sites, settings=settings)
@@ -261,6 +261,11 @@ def responder(request: Request, body: AckBody, alert_id: int, action: str) -> st
         raise Forbidden(f"the token belongs to '{name}', not '{body.responder}'",
                         field="responder")
     return name
+
+
+def public_of(alert: Alert) -> AlertPublic:
+    with ledger_session() as session:
+        return public(session, alert)
 
 
 def public(session: Session, alert: Alert, *, with_trace: bool = True) -> AlertPublic:
