@@ -73,7 +73,7 @@ def post(stack: Stack, key: str) -> int | None:
 def test_intake_killed_mid_stream_loses_no_accepted_delivery_and_runs_each_once(
     bare: Stack,
 ) -> None:
-    count, kill_at = 300, 100
+    count, kill_at = 1000, 300
     accepted: list[str] = []
     lock = threading.Lock()
     killed = threading.Event()
@@ -94,7 +94,7 @@ def test_intake_killed_mid_stream_loses_no_accepted_delivery_and_runs_each_once(
                 return
             time.sleep(0.5)
 
-    with ThreadPoolExecutor(8) as pool:
+    with ThreadPoolExecutor(16) as pool:
         list(pool.map(send, range(count)))
 
     assert killed.is_set()
@@ -119,14 +119,17 @@ def test_prefect_away_intake_keeps_accepting_and_runs_start_once_it_is_back(
     assert post(bare, "warm-the-site-cache") == 202
     before_alerts, _ = one_run_per_alert(bare)
     bare.stop_server()
+    statuses = []
     try:
-        statuses = [post(bare, f"while-away-{i}") for i in range(20)]
-        assert statuses == [202] * 20
-        time.sleep(15)
+        for i in range(60):  # a steady stream while Prefect is away for a minute
+            started = time.monotonic()
+            statuses.append(post(bare, f"while-away-{i}"))
+            time.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
     finally:
         bare.start_server()
+    assert statuses == [202] * 60, "intake keeps accepting durably while Prefect is away"
     alerts, runs = one_run_per_alert(bare)
-    assert alerts == runs == before_alerts + 20
+    assert alerts == runs == before_alerts + 60
 
 
 def test_a_locked_ledger_gets_503_and_nothing_accepted_is_missing_after_recovery(
