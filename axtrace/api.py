@@ -124,6 +124,9 @@ def create_app(*, background: bool = True) -> FastAPI:
     app = FastAPI(title="AxTrace", version="0.1.0", lifespan=lifespan,
                   description="Alert intake and response actions of AxTrace.")
     app.state.sites = SiteCache()
+    from axtrace.reports.api import router as report_router
+
+    app.include_router(report_router)
 
     @app.exception_handler(AxTraceError)
     async def _axtrace_error(_request: Request, exc: AxTraceError) -> JSONResponse:

@@ -357,6 +357,12 @@ def demo() -> None:
     run_demo(console)
 
 
+from axtrace.reports.cli import report, verify  # noqa: E402  (light: loads work on demand)
+
+app.command()(report)
+app.command()(verify)
+
+
 def main() -> None:
     try:
         app()

@@ -27,4 +27,7 @@ def auditor_deployment(root: Path, work_pool: str | None = None) -> Any:
 
 
 def housekeeping_deployments(root: Path, work_pool: str | None = None) -> list[Any]:
-    return [auditor_deployment(root, work_pool)]
+    """The auditor (every minute) and the daily site report."""
+    from axtrace.reports.deploy import site_report_deployment
+
+    return [auditor_deployment(root, work_pool), site_report_deployment(root, work_pool)]

@@ -20,6 +20,7 @@ def _sqlite_pragmas(busy_timeout: float) -> Any:
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA mmap_size=268435456")  # reads of large ledgers (reports)
         cursor.close()
 
     return on_connect

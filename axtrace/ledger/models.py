@@ -136,7 +136,11 @@ class TraceEvent(SQLModel, table=True):
     """One step of one alert's response; never updated, never deleted."""
 
     __tablename__ = "trace_event"
-    __table_args__ = (UniqueConstraint("alert_id", "seq", name="uq_trace_alert_seq"),)
+    __table_args__ = (
+        UniqueConstraint("alert_id", "seq", name="uq_trace_alert_seq"),
+        # Covers the reports' per-alert pass over steps without reading table rows.
+        Index("ix_trace_alert_seq_step", "alert_id", "seq", "step"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     alert_id: int = Field(foreign_key="alert.id", index=True)

@@ -1,0 +1,32 @@
+"""The deployment of the ``site-report`` flow: daily, next to the sites' deployments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+SITE_REPORT_FLOW = "site-report"
+SITE_REPORT_ENTRYPOINT = "flows/site_report.py:site_report"
+DEPLOYMENT_NAME = "daily"
+DAILY_CRON = "0 6 * * *"
+"""06:00 UTC every day."""
+
+
+def site_report_deployment(
+    root: Path, work_pool: str | None = None, *, cron: str = DAILY_CRON,
+) -> Any:
+    """``site-report/daily``: a ``RunnerDeployment`` to ``apply()`` or add to a runner."""
+    from prefect.client.schemas.schedules import CronSchedule
+    from prefect.deployments.runner import RunnerDeployment
+
+    path, function = SITE_REPORT_ENTRYPOINT.split(":")
+    deployment = RunnerDeployment.from_entrypoint(
+        entrypoint=f"{root / path}:{function}", name=DEPLOYMENT_NAME,
+        schedules=[CronSchedule(cron=cron, timezone="UTC")],
+        tags=["axtrace", "site-report"], work_pool_name=work_pool,
+        description="AxTrace managers' view: each site's figures for the last day and week, "
+                    "and how consistent the sites are, as artifacts of this run.",
+    )
+    deployment.entrypoint = SITE_REPORT_ENTRYPOINT
+    deployment._path = str(root)
+    return deployment

@@ -1,0 +1,253 @@
+"""Proof of standardisation: what differs between the sites file, the Prefect server, the code
+on disk and the ledger. Every finding is a :class:`Drift` naming the site, what drifted, what
+was expected and what was found; no findings means every site runs the same workflow.
+
+Checks against Prefect (:func:`verify_sites`), for every site in the sites file:
+
+- ``policy``: a block document named after the site, of type ``axtrace-ownership-policy``,
+  exists, validates as an ``OwnershipPolicy``, and has the content of the sites file (same
+  policy version);
+- ``deployment``: ``respond-to-alert/<site>`` exists, with ``entrypoint`` =
+  ``flows/respond.py:respond_to_alert``, ``version`` = ``workflow_version(root)`` of the code
+  on disk, and parameter ``site`` = the site;
+- ``code``: the flow code at the deployment's path hashes to the version it records;
+
+and ``unlisted deployment``: no deployment of ``respond-to-alert`` exists for a site outside
+the file.
+
+Checks against the ledger (:func:`verify_ledger`), for every alert: its hash chain holds
+(an edited, removed or inserted step breaks it) and its trace holds every step its state
+implies (a truncated tail leaves the chain whole, but an alert ``closed`` without a ``closed``
+step is found).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from itertools import groupby
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col, select
+
+from axtrace.ledger import repo
+from axtrace.ledger.models import Status, Step, TraceEvent
+from axtrace.reports.query import ALERT
+
+POLICY_BLOCK_TYPE = "axtrace-ownership-policy"
+
+
+@dataclass(frozen=True)
+class Drift:
+    """One difference from the standard."""
+
+    site: str
+    what: str
+    expected: str
+    found: str
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- Prefect
+
+
+def verify_sites(sites_path: Path, *, root: Path | None = None) -> list[Drift]:
+    """Every drift between the sites file, the Prefect server and the code under ``root``."""
+    from prefect import get_client
+
+    from axtrace.sites import load_sites, project_root
+    from axtrace.workflow import workflow_version
+
+    specs = load_sites(sites_path)
+    root = root or project_root(sites_path.resolve().parent)
+    expected_version = workflow_version(root)
+    with get_client(sync_client=True) as client:
+        deployments = flow_deployments(client)
+        findings = [d for spec in specs for d in check_policy(client, spec)]
+    findings += [d for spec in specs
+                 for d in check_deployment(spec.site, deployments.get(spec.site),
+                                           expected_version)]
+    listed = {spec.site for spec in specs}
+    findings += [unlisted(name) for name in sorted(deployments) if name not in listed]
+    return findings
+
+
+def flow_deployments(client: Any) -> dict[str, Any]:
+    """The deployments of respond-to-alert on the server, by deployment name."""
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    from axtrace.workflow import FLOW_NAME
+
+    found = client.read_deployments(flow_filter=FlowFilter(name=FlowFilterName(any_=[FLOW_NAME])))
+    return {d.name: d for d in found}
+
+
+def deployed_sites() -> list[str]:
+    """Names of the sites that have a deployment of respond-to-alert (for the flow)."""
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        return sorted(flow_deployments(client))
+
+
+def check_policy(client: Any, spec: Any) -> list[Drift]:
+    """The site's policy block exists, validates, and matches the sites file."""
+    from prefect.exceptions import ObjectNotFound
+    from pydantic import ValidationError
+
+    from axtrace import ownership
+    from axtrace.sites import policy_version
+    from axtrace_blocks import OwnershipPolicy
+
+    wanted = f"block '{spec.site}' of {POLICY_BLOCK_TYPE}"
+    try:
+        document = client.read_block_document_by_name(
+            name=spec.site, block_type_slug=POLICY_BLOCK_TYPE)
+    except ObjectNotFound:
+        return [Drift(spec.site, "policy", wanted, "missing")]
+    try:
+        policy = OwnershipPolicy.model_validate(document.data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return [Drift(spec.site, "policy", "a valid OwnershipPolicy",
+                      f"invalid: {where}: {first['msg']}")]
+    found = ownership.version(ownership.snapshot(policy))
+    expected = policy_version(spec)
+    if found != expected:
+        return [Drift(spec.site, "policy", f"version {expected} (sites file)",
+                      f"version {found} (edited on the server?)")]
+    return []
+
+
+def check_deployment(site: str, deployment: Any, expected_version: str) -> list[Drift]:
+    """The site's deployment exists and runs the standard entrypoint, version and code."""
+    from axtrace.workflow import FLOW_ENTRYPOINT, FLOW_NAME
+
+    if deployment is None:
+        return [Drift(site, "deployment", f"{FLOW_NAME}/{site}", "missing")]
+    found = []
+    if deployment.entrypoint != FLOW_ENTRYPOINT:
+        found.append(Drift(site, "entrypoint", FLOW_ENTRYPOINT, str(deployment.entrypoint)))
+    if deployment.version != expected_version:
+        found.append(Drift(site, "version", expected_version, str(deployment.version)))
+    if (deployment.parameters or {}).get("site") != site:
+        found.append(Drift(site, "parameters", f"site={site}",
+                           f"site={(deployment.parameters or {}).get('site')}"))
+    found += check_code(site, deployment)
+    return found
+
+
+def check_code(site: str, deployment: Any) -> list[Drift]:
+    """The flow code the deployment points at hashes to the version it records."""
+    from axtrace.workflow import FLOW_ENTRYPOINT, workflow_version
+
+    if not deployment.path or not Path(deployment.path).is_dir():
+        return []  # code pulled from elsewhere at run time: nothing on this disk to hash
+    flow_file = Path(deployment.path) / FLOW_ENTRYPOINT.split(":")[0]
+    if not flow_file.is_file():
+        return [Drift(site, "code", str(flow_file), "missing")]
+    on_disk = workflow_version(Path(deployment.path))
+    if on_disk != deployment.version:
+        return [Drift(site, "code", f"code at {deployment.path} = version "
+                      f"{deployment.version}", on_disk)]
+    return []
+
+
+def unlisted(name: str) -> Drift:
+    from axtrace.workflow import FLOW_NAME
+
+    return Drift(name, "unlisted deployment", "no deployment outside the sites file",
+                 f"{FLOW_NAME}/{name}")
+
+
+# --------------------------------------------------------------------------- ledger
+
+
+class AlertState(Protocol):
+    """What :func:`implied_steps` reads of an alert: the :data:`STATE` columns."""
+
+    id: int | None
+    site: str
+    status: str
+    level: int
+    notified_level: int
+    acknowledged_at: datetime | None
+    resolved_at: datetime | None
+    trace_len: int
+    trace_head: str
+
+
+STATE = ("id", "site", "status", "level", "notified_level", "acknowledged_at", "resolved_at",
+         "trace_len", "trace_head")
+
+
+def implied_steps(alert: AlertState) -> set[str]:
+    """Steps the alert's state says its trace must hold."""
+    steps = {Step.RECEIVED.value}
+    if alert.level >= 1:
+        steps.add(Step.ASSIGNED.value)
+    if alert.notified_level >= 1:
+        steps.add(Step.NOTIFIED.value)
+    if alert.level >= 2:
+        steps.add(Step.ESCALATED.value)
+    if alert.acknowledged_at is not None:
+        steps.add(Step.ACKNOWLEDGED.value)
+    elif alert.status == Status.IGNORED or alert.resolved_at is not None:
+        steps.add(Step.IGNORED.value)
+    if alert.resolved_at is not None:
+        steps.add(Step.RESOLVED.value)
+    if alert.status == Status.CLOSED:
+        steps.add(Step.CLOSED.value)
+    return steps
+
+
+def check_trace(alert: AlertState, events: Sequence[TraceEvent]) -> list[Drift]:
+    """The alert's hash chain holds and its trace holds every step its state implies."""
+    found = []
+    broken = repo.verify_chain(events)
+    if broken is not None:
+        found.append(Drift(alert.site, f"alert {alert.id} trace", "hash chain intact",
+                           f"edited, removed or inserted step at seq {broken}"))
+    if len(events) != alert.trace_len or (events and events[-1].hash != alert.trace_head):
+        found.append(Drift(alert.site, f"alert {alert.id} trace",
+                           f"{alert.trace_len} steps ending in {alert.trace_head[:12]}",
+                           f"{len(events)} steps (truncated or cut off)"))
+    missing = implied_steps(alert) - {e.step for e in events}
+    if missing:
+        found.append(Drift(alert.site, f"alert {alert.id} trace",
+                           f"steps for status {alert.status}",
+                           f"missing {', '.join(sorted(missing))} (truncated?)"))
+    return found
+
+
+def traces(session: Session, batch: int = 2000) -> Iterator[tuple[int, list[TraceEvent]]]:
+    """Every alert's trace, streamed in alert order."""
+    query = select(TraceEvent).order_by(col(TraceEvent.alert_id), col(TraceEvent.seq))
+    rows = session.exec(query.execution_options(yield_per=batch))
+    for alert_id, events in groupby(rows, key=lambda e: e.alert_id):
+        yield alert_id, list(events)
+
+
+def verify_ledger(
+    session: Session, *, progress: Callable[[int], None] | None = None,
+) -> list[Drift]:
+    """Every alert whose trace was edited or truncated."""
+    state = sa_select(*(ALERT.c[name] for name in STATE))
+    alerts: dict[int, AlertState] = {
+        row.id: row for row in session.connection().execute(state)}
+    findings: list[Drift] = []
+    seen: set[int] = set()
+    for alert_id, events in traces(session):
+        seen.add(alert_id)
+        findings += check_trace(alerts[alert_id], events)
+        if progress:
+            progress(1)
+    for alert_id in sorted(set(alerts) - seen):
+        findings += check_trace(alerts[alert_id], [])
+    return findings

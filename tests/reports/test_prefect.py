@@ -1,0 +1,155 @@
+"""``verify`` and the ``site-report`` flow against the session's real Prefect server.
+
+Every test that changes the server by hand puts it back with ``stack.apply_sites()`` before it
+ends: the server is shared with the other integration tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from axtrace.reports.cli import app
+from axtrace.reports.verify import Drift, verify_sites
+from axtrace.testing import Stack
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+SITES = Path(__file__).parents[1] / "data" / "sites.yaml"
+ROOT = Path(__file__).parents[2]
+
+
+def prefect() -> Any:
+    from prefect import get_client
+
+    return get_client(sync_client=True)
+
+
+def deployment(site: str) -> Any:
+    with prefect() as client:
+        return client.read_deployment_by_name(f"respond-to-alert/{site}")
+
+
+def update(site: str, **fields: Any) -> None:
+    from prefect.client.schemas.actions import DeploymentUpdate
+
+    with prefect() as client:
+        client.update_deployment(deployment(site).id, DeploymentUpdate(**fields))
+
+
+@pytest.fixture(scope="module")
+def applied(stack: Stack) -> Stack:
+    """A clean apply of the test sites, so the deployments match the code on disk now."""
+    stack.apply_sites()
+    return stack
+
+
+@pytest.fixture
+def restore(applied: Stack) -> Iterator[Stack]:
+    """Whatever the test changes on the server, a fresh apply puts it back."""
+    try:
+        yield applied
+    finally:
+        applied.apply_sites()
+    assert verify_sites(SITES) == [], "the server was not restored"
+
+
+def test_verify_passes_on_a_clean_apply(applied: Stack) -> None:
+    assert verify_sites(SITES) == []
+    result = CliRunner().invoke(app, ["verify", "--sites", str(SITES)])
+    assert result.exit_code == 0, result.output
+    assert "no drift" in result.output
+
+
+def test_a_deployment_version_changed_by_hand_is_named(restore: Stack) -> None:
+    expected = deployment("alpha").version
+    update("alpha", version="0.0.0+by-hand")
+    findings = verify_sites(SITES)
+    assert Drift("alpha", "version", expected, "0.0.0+by-hand") in findings
+    assert {d.site for d in findings} == {"alpha"}
+    assert any(d.what == "code" for d in findings), "the code on disk no longer matches it"
+    result = CliRunner().invoke(app, ["verify", "--sites", str(SITES)])
+    assert result.exit_code == 1
+    assert "alpha" in result.output
+    assert "0.0.0+by-hand" in result.output
+
+
+def test_a_deployment_entrypoint_changed_by_hand_is_named(restore: Stack) -> None:
+    update("delta", entrypoint="flows/other.py:respond_differently")
+    assert verify_sites(SITES) == [Drift("delta", "entrypoint", "flows/respond.py:respond_to_alert",
+                                         "flows/other.py:respond_differently")]
+
+
+def test_a_deleted_policy_block_is_named(restore: Stack) -> None:
+    with prefect() as client:
+        block = client.read_block_document_by_name("gamma", "axtrace-ownership-policy")
+        client.delete_block_document(block.id)
+    [finding] = verify_sites(SITES)
+    assert (finding.site, finding.what, finding.found) == ("gamma", "policy", "missing")
+
+
+def test_a_policy_edited_on_the_server_is_named(restore: Stack) -> None:
+    from axtrace_blocks import OwnershipPolicy
+
+    policy: Any = OwnershipPolicy.load("beta")
+    policy.escalation_chain[0].responders = ["mallory"]
+    policy.save("beta", overwrite=True)
+    [finding] = verify_sites(SITES)
+    assert (finding.site, finding.what) == ("beta", "policy")
+    assert "edited on the server" in finding.found
+
+
+def test_a_deployment_for_a_site_outside_the_file_is_named(restore: Stack) -> None:
+    from axtrace.sites import deployment_for, load_sites
+
+    spec = load_sites(SITES)[0]
+    rogue = deployment_for(type(spec)(site="zeta", description="", policy=spec.policy), ROOT)
+    deployment_id = rogue.apply()
+    try:
+        findings = verify_sites(SITES)
+    finally:
+        with prefect() as client:
+            client.delete_deployment(deployment_id)
+    assert findings == [Drift("zeta", "unlisted deployment",
+                              "no deployment outside the sites file", "respond-to-alert/zeta")]
+
+
+def test_the_site_report_flow_publishes_one_artifact_per_site_and_one_across_sites(
+    applied: Stack,
+) -> None:
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.flows import load_flow_from_entrypoint
+
+    site_report: Any = load_flow_from_entrypoint(
+        str(ROOT / "flows" / "site_report.py:site_report"))
+    result = site_report()
+    keys = {"cross-site-figures", "cross-site-report",
+            *(f"site-report-{s}" for s in ("alpha", "beta", "gamma", "delta"))}
+    assert keys <= set(result["artifacts"])
+    with prefect() as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=sorted(keys))))
+    by_key = {a.key: a for a in found}
+    assert set(by_key) == keys
+    assert by_key["cross-site-figures"].type == "table"
+    assert "# AxTrace at alpha" in str(by_key["site-report-alpha"].data)
+    assert "Consistency score" in str(by_key["cross-site-report"].data)
+
+
+def test_the_site_report_deployment_applies_with_a_daily_schedule(applied: Stack) -> None:
+    from axtrace.reports.deploy import site_report_deployment
+
+    deployment_id = site_report_deployment(ROOT).apply()
+    try:
+        with prefect() as client:
+            found = client.read_deployment(deployment_id)
+            schedules = [s.schedule for s in found.schedules]
+    finally:
+        with prefect() as client:
+            client.delete_deployment(deployment_id)
+    assert found.entrypoint == "flows/site_report.py:site_report"
+    assert [(s.cron, s.timezone) for s in schedules] == [("0 6 * * *", "UTC")]
