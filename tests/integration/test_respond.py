@@ -83,8 +83,8 @@ def test_owner_acknowledges_and_resolves_and_the_trace_is_complete(stack: Stack)
     assert alert["policy_version"]
     assert alert["workflow_version"]
 
-    run = run_state(alert["flow_run_id"])
-    assert run.state.is_completed()
+    run = wait_until(lambda: (r := run_state(alert["flow_run_id"])).state.is_completed() and r,
+                     timeout=60, what="the run completed after closing the alert")
     assert run.name == f"alpha/{alert_id}"
     assert {"site:alpha", "severity:critical"} <= set(run.tags)
 
