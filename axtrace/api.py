@@ -62,22 +62,35 @@ class ResolveBody(AckBody):
 
 
 class SiteCache:
-    """Sites that have a deployment of respond-to-alert, asked of Prefect at most every 10 s."""
+    """Sites that have a deployment of respond-to-alert, asked of Prefect at most every 10 s
+    (or a fixed list from ``AXTRACE_KNOWN_SITES``); while Prefect is away the last answer
+    stands."""
 
     def __init__(self) -> None:
+        fixed = get_settings().known_sites
+        self.fixed = {s.strip() for s in fixed.split(",") if s.strip()} if fixed else None
         self.sites: set[str] | None = None
         self.fetched = 0.0
+        self.refreshing = asyncio.Lock()
+
+    def fresh(self) -> bool:
+        return self.sites is not None and time.monotonic() - self.fetched < SITE_CACHE_SECONDS
 
     async def known(self) -> set[str]:
-        if self.sites is not None and time.monotonic() - self.fetched < SITE_CACHE_SECONDS:
-            return self.sites
-        try:
-            self.sites = await _deployed_sites()
-            self.fetched = time.monotonic()
-        except Exception as exc:
-            if self.sites is None:
-                raise Unavailable(f"Prefect is unreachable: {exc}", field="site") from exc
-        return self.sites
+        if self.fixed is not None:
+            return self.fixed
+        if self.fresh():
+            return self.sites or set()
+        async with self.refreshing:  # one refresh at a time; the others wait and reuse it
+            if self.fresh():
+                return self.sites or set()
+            try:
+                self.sites = await _deployed_sites()
+                self.fetched = time.monotonic()
+            except Exception as exc:
+                if self.sites is None:
+                    raise Unavailable(f"Prefect is unreachable: {exc}", field="site") from exc
+        return self.sites or set()
 
 
 async def _deployed_sites() -> set[str]:
@@ -86,11 +99,16 @@ async def _deployed_sites() -> set[str]:
 
     from axtrace.workflow import FLOW_NAME
 
+    sites: set[str] = set()
     async with get_client() as client:
-        deployments = await client.read_deployments(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=[FLOW_NAME]))
-        )
-    return {d.name for d in deployments}
+        while True:  # the server answers at most 200 per page
+            page = await client.read_deployments(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=[FLOW_NAME])),
+                limit=200, offset=len(sites),
+            )
+            sites |= {d.name for d in page}
+            if len(page) < 200:
+                return sites
 
 
 def _error(status: int, field: str | None, message: str, kind: str) -> JSONResponse:

@@ -85,6 +85,9 @@ async def serve_sites(sites_path: Path) -> None:
         await runner.aadd_deployment(deployment_for(spec, root))
     for extra in housekeeping_deployments(root):
         await runner.aadd_deployment(extra)
+    # Each run process starts in this process's folder and copies the deployment's folder
+    # (the project) into it unless they are the same: serve from the project folder.
+    os.chdir(root)
     await runner.start()
 
 

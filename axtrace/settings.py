@@ -60,6 +60,16 @@ class Settings(BaseSettings):
     dispatch_concurrency: int = Field(default=8, ge=1, description="Run creations in flight.")
     runner_poll_seconds: float = Field(default=2.0, gt=0, description="How often `serve` polls.")
     runner_limit: int = Field(default=8, ge=1, description="Runs one serving process runs at once.")
+    site_concurrency: int | None = Field(
+        default=None, ge=1,
+        description="Prefect concurrency limit of each site's deployment (None: unlimited); "
+        "a storm at one site then cannot take every worker slot.",
+    )
+    known_sites: str | None = Field(
+        default=None,
+        description="Comma-separated site slugs the intake accepts without asking Prefect "
+        "(benchmarks, air-gapped intakes); unset: the sites with a deployment.",
+    )
     intake_token: SecretStr | None = Field(
         default=None, description="One shared bearer token, then required on every intake path."
     )

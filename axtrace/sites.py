@@ -94,8 +94,14 @@ def _fmt(seconds: float) -> str:
 
 
 def deployment_for(spec: SiteSpec, root: Path, work_pool: str | None = None) -> Any:
-    """The site's deployment of the one flow: same entrypoint and version, own parameter."""
+    """The site's deployment of the one flow: same entrypoint and version, own parameter;
+    with ``AXTRACE_SITE_CONCURRENCY`` a Prefect concurrency limit (excess runs wait)."""
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.deployments.runner import RunnerDeployment
+
+    from axtrace.settings import get_settings
+
+    limit = get_settings().site_concurrency
 
     deployment = RunnerDeployment.from_entrypoint(
         entrypoint=str(root / FLOW_ENTRYPOINT.split(":")[0]) + ":" + FLOW_ENTRYPOINT.split(":")[1],
@@ -105,6 +111,9 @@ def deployment_for(spec: SiteSpec, root: Path, work_pool: str | None = None) -> 
         version=workflow_version(root),
         description=describe(spec),
         work_pool_name=work_pool,
+        concurrency_limit=ConcurrencyLimitConfig(
+            limit=limit, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE,
+        ) if limit else None,
     )
     deployment.entrypoint = FLOW_ENTRYPOINT
     deployment._path = str(root)
@@ -117,7 +126,10 @@ def apply_sites(
 ) -> list[Any]:
     """Save each site's policy as block ``<site>`` and create ``respond-to-alert/<site>``."""
     specs = load_sites(path)
-    root = project_root(path.parent)
+    try:
+        root = project_root(path.parent)
+    except InvalidInput:
+        root = project_root()  # a sites file kept elsewhere, applied from the project folder
     deployments = []
     for spec in specs:
         spec.policy.save(spec.site, overwrite=True)

@@ -202,8 +202,12 @@ def _fire(
 ) -> dict[str, Any]:
     assert envelope.site is not None
     if current is not None:
-        current.repeat_count += 1
+        # counted by the database (SET repeat_count = repeat_count + 1): two replicas or
+        # threads counting the same alert at once must not lose one
+        current.repeat_count = Alert.repeat_count + 1
         session.add(current)
+        session.flush()
+        session.refresh(current, ["repeat_count"])
         return {"id": current.id, "site": current.site, "key": envelope.key,
                 "status": "repeat", "repeat_count": current.repeat_count}
     early = _early_resolution(session, key, envelope.starts_at) or _early_resolution(
