@@ -12,6 +12,7 @@ from axtrace import ownership, workflow
 from axtrace.ledger import repo
 from axtrace.ledger.db import engine_for
 from axtrace.ledger.models import Alert, AlertCreate, Status, utcnow
+from axtrace.testing import wait_until
 from axtrace.workflow import Answer, Phase
 from axtrace_blocks import OwnershipPolicy
 from tests.unit.conftest import POLICY
@@ -70,8 +71,14 @@ def test_each_step_taken_emits_one_prefect_event_about_the_alert_and_its_site(
 ) -> None:
     alert_id = assigned_alert(ledger)
     workflow.take_answer(alert_id, Phase.ACKNOWLEDGE, 0, Answer(responder="ben"))
-    events.drain()
-    emitted = [e for e in events._client.events if e.event.startswith("axtrace.alert.")]
+
+    def emitted_so_far() -> list[Any]:
+        events.drain()  # the worker sends from its own thread: wait for it, briefly
+        client = getattr(events, "_client", None)
+        found = client.events if client is not None else []
+        return [e for e in found if e.event.startswith("axtrace.alert.")]
+
+    emitted = wait_until(emitted_so_far, timeout=20, interval=0.2, what="the event sent")
     assert [e.event for e in emitted] == ["axtrace.alert.acknowledged"]
     assert emitted[0].resource.id == f"axtrace.alert.{alert_id}"
     assert emitted[0].resource["axtrace.site"] == "berlin-plant"
