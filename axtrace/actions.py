@@ -16,18 +16,13 @@ from axtrace.events import emit_step
 from axtrace.ledger import repo
 from axtrace.ledger.models import Alert, Outcome, Status, Step
 from axtrace.ledger.session import in_transaction, ledger_session
-from axtrace.workflow import refusal
+from axtrace.workflow import load_alert, refusal
 
 Action = Literal["acknowledge", "resolve"]
 _ALLOWED_FROM: dict[str, tuple[str, ...]] = {
     "acknowledge": (Status.OPEN.value,),
     "resolve": (Status.ACKNOWLEDGED.value, Status.IGNORED.value),
 }
-
-
-def _load(alert_id: int) -> Alert:
-    with ledger_session() as session:
-        return repo.get_alert(session=session, alert_id=alert_id)
 
 
 def _check(alert: Alert, action: Action, who: str) -> None:
@@ -86,7 +81,7 @@ async def act(
     deadline = time.monotonic() + wait_seconds
     async with get_client() as client:
         while True:
-            alert = await asyncio.to_thread(_load, alert_id)
+            alert = await asyncio.to_thread(load_alert, alert_id)
             if alert.level == 0 or alert.flow_run_id is None:
                 await asyncio.to_thread(_check_status, alert, action, who)
             else:
@@ -112,7 +107,7 @@ async def act(
 async def _taken(before: Alert, deadline: float) -> Alert:
     """Wait until the run has taken the answer (its wait counter moved on)."""
     while True:
-        alert = await asyncio.to_thread(_load, before.id or 0)
+        alert = await asyncio.to_thread(load_alert, before.id or 0)
         if alert.wait_seq > before.wait_seq or time.monotonic() > deadline:
             return alert
         await asyncio.sleep(0.3)
