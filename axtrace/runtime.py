@@ -43,9 +43,21 @@ def spawn(argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[b
                                 start_new_session=True)
 
 
+SERVER_SETTINGS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    # Prefect's late-runs service rewrites the state of every run still Scheduled 15 s after
+    # its start time. AxTrace's deadlines are its own, so "Late" buys nothing here, and in a
+    # storm those writes take SQLite's one write lock from run creation: 1,000 runs were
+    # created in 510 s with it and 190 s without it (thousands of "database is locked" errors
+    # with it, none without). A setting given in the environment still wins.
+    "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",
+}
+"""Settings of every Prefect server AxTrace starts (``axtrace up``, tests, benchmarks)."""
+
+
 def start_prefect_server(port: int, log: Path, env: dict[str, str] | None = None,
                          ) -> subprocess.Popen[bytes]:
-    server_env = {**(env or os.environ), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    server_env = {**SERVER_SETTINGS, **(env or os.environ),
                   "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api"}
     server_env.pop("PREFECT_API_URL", None)
     return spawn([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
