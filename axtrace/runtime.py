@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from axtrace import execution
 from axtrace.settings import get_settings
 
 
@@ -100,6 +101,7 @@ async def serve_sites(sites_path: Path) -> None:
     # Each run process starts in this process's folder and copies the deployment's folder
     # (the project) into it unless they are the same: serve from the project folder.
     os.chdir(root)
+    execution.install()  # executions fork from a warm template (AXTRACE_EXECUTION=spawn: not)
     await runner.start()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -59,6 +60,11 @@ class Settings(BaseSettings):
     dispatch_seconds: float = Field(default=0.5, gt=0, description="Outbox poll interval.")
     dispatch_concurrency: int = Field(default=8, ge=1, description="Run creations in flight.")
     runner_poll_seconds: float = Field(default=2.0, gt=0, description="How often `serve` polls.")
+    execution: Literal["warm", "spawn"] = Field(
+        default="warm",
+        description="How run executions start: `warm` (forked from a template process that "
+        "has Prefect imported) or `spawn` (a fresh interpreter each, Prefect's default).",
+    )
     runner_limit: int = Field(default=8, ge=1, description="Runs one serving process runs at once.")
     site_concurrency: int | None = Field(
         default=None, ge=1,
