@@ -16,6 +16,13 @@ def step(name: str, alert_id: int) -> dict[str, object]:
     return {"step": name, "alert_id": alert_id}
 
 
+@flow(name="bare-two-tasks", log_prints=True)
+async def bare_two_tasks(alert_id: int = 0) -> None:
+    """The yardstick of issue 10: a bare two-task flow run, started by Prefect's Runner."""
+    for name in ("record", "assign"):
+        step(name, alert_id)
+
+
 @flow(name="bare-first-wait", log_prints=True)
 async def bare_first_wait(alert_id: int = 0) -> None:
     """Three tasks, as respond-to-alert runs up to its first wait (record, assign, notify)."""

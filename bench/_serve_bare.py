@@ -16,7 +16,7 @@ from pathlib import Path
 from axtrace.settings import get_settings
 
 HERE = Path(__file__).resolve().parent
-FLOWS = ("bare_first_wait", "bare_to_close")
+FLOWS = ("bare_two_tasks", "bare_first_wait", "bare_to_close")
 
 
 async def serve() -> None:

@@ -4,10 +4,13 @@ until the dispatcher has drained the outbox.
 
 Starts a Prefect server (SQLite, or PostgreSQL with ``--prefect postgres``), applies the sites,
 and one ``axtrace intake`` with its dispatcher (ledger on SQLite, or PostgreSQL with ``--ledger
-postgres``). Nothing executes the runs (like tests/reliability's ``bare`` stack): the storm is
-about acceptance and run creation. The burst is shuffled: of each occurrence's ten deliveries,
-about half repeat it with another body (counted as repeats) and half are byte-identical
-re-deliveries (answered from the first); senders retry 503s as Alertmanager would.
+postgres``). Beside the storm, on the same server, a bare client creates ``unique / 2`` runs of
+a trivial deployment with 8 requests in flight before the storm and again after it: the
+storm's run creation rate is reported against theirs. Nothing executes the runs (like
+tests/reliability's ``bare`` stack): the storm is about acceptance and run creation. The
+burst is shuffled: of each occurrence's ten deliveries, about half repeat it with another body
+(counted as repeats) and half are byte-identical re-deliveries (answered from the first);
+senders retry 503s as Alertmanager would.
 
 Prints one JSON object.
 
@@ -21,10 +24,12 @@ import asyncio
 import contextlib
 import json
 import random
+import statistics
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +115,51 @@ def run_breakdown(api: str, engine: Engine) -> dict[str, int]:
             "runs_not_in_ledger": sum(1 for r in runs if r["id"] not in owned)}
 
 
+def creation_rate(runs: list[dict[str, Any]]) -> float:
+    """Runs created per second, from the first run's creation to the last one's."""
+    stamps = sorted(datetime.fromisoformat(r["created"].replace("Z", "+00:00")) for r in runs)
+    span = (stamps[-1] - stamps[0]).total_seconds() if len(stamps) > 1 else 0.0
+    return round((len(stamps) - 1) / span, 2) if span else 0.0
+
+
+def read_runs(api: str, flow: str) -> list[dict[str, Any]]:
+    runs: list[dict[str, Any]] = []
+    while True:
+        page = httpx.post(api + "/flow_runs/filter", timeout=120, json={
+            "flows": {"name": {"any_": [flow]}}, "limit": 200, "offset": len(runs)}).json()
+        runs.extend(page)
+        if len(page) < 200:
+            return runs
+
+
+async def bare_client(api: str, count: int, in_flight: int, tag: str) -> dict[str, Any]:
+    """The yardstick: a bare client creating ``count`` runs of a trivial deployment with
+    ``in_flight`` requests at once (idempotency keys, as the dispatcher), on the same server."""
+    async with httpx.AsyncClient(base_url=api, timeout=120,
+                                 transport=httpx.AsyncHTTPTransport(retries=3)) as http:
+        flow = (await http.post("/flows/", json={"name": "bare-storm"})).json()
+        deployment = (await http.post("/deployments/", json={
+            "name": "bare", "flow_id": flow["id"], "entrypoint": "bare.py:bare"})).json()
+        todo = iter(range(count))
+        started = time.perf_counter()
+
+        async def sender() -> None:
+            for i in todo:
+                for attempt in range(10):
+                    answer = await http.post(
+                        f"/deployments/{deployment['id']}/create_flow_run",
+                        json={"idempotency_key": f"{tag}-{i}", "tags": ["bare"]})
+                    if answer.status_code < 300:
+                        break
+                    await asyncio.sleep(0.1 * 2**attempt)
+
+        await asyncio.gather(*(sender() for _ in range(in_flight)))
+        seconds = time.perf_counter() - started
+    runs = [r for r in read_runs(api, "bare-storm") if (r.get("idempotency_key") or "")
+            .startswith(f"{tag}-")]
+    return {"runs": len(runs), "seconds": round(seconds, 1), "runs_per_s": creation_rate(runs)}
+
+
 def pending(engine: Engine) -> int:
     with Session(engine) as session:
         return int(session.exec(select(func.count()).select_from(OutboxItem)
@@ -145,6 +195,7 @@ def run_storm(run: Bench, args: argparse.Namespace, prefect_db: str | None,
     run.start_prefect(database=prefect_db)
     sites = [f"storm-{i:02d}" for i in range(args.sites)]
     apply_s = run.cli("sites", "apply", str(sites_yaml(workdir, sites)))
+    yardstick = [asyncio.run(bare_client(run.prefect_api, args.unique // 2, 8, "before"))]
     url = run.start_intake(background=True)
     engine = make_engine(ledger_url)
     bodies = deliveries(args.deliveries, args.unique, sites, args.seed)
@@ -159,9 +210,15 @@ def run_storm(run: Bench, args: argparse.Namespace, prefect_db: str | None,
     breakdown = run_breakdown(run.prefect_api, engine)
     engine.dispose()
     runs = breakdown["runs"]
+    storm_rate = creation_rate(read_runs(run.prefect_api, FLOW_NAME))
+    yardstick.append(asyncio.run(bare_client(run.prefect_api, args.unique // 2, 8, "after")))
+    bare_rate = statistics.mean(y["runs_per_s"] for y in yardstick)
     return {"sites_apply_s": round(apply_s, 1), "burst": sent,
             "burst_to_outbox_drained_s": round(drained, 1),
             "runs_per_s_while_draining": round(runs / drained, 2),
+            "run_creation": {"storm_runs_per_s": storm_rate, "bare_client": yardstick,
+                             "bare_runs_per_s_mean": round(bare_rate, 2),
+                             "ratio": round(storm_rate / bare_rate, 3) if bare_rate else None},
             "ledger": counts, "prefect_flow_runs": runs, "prefect_runs_vs_ledger": breakdown}
 
 
@@ -192,7 +249,9 @@ def main() -> None:
         "benchmark": "storm", "machine": info,
         "config": {"deliveries": args.deliveries, "unique": args.unique, "sites": args.sites,
                    "in_flight": args.in_flight, "ledger": args.ledger, "prefect": args.prefect},
-        **out, "reading": {"occurrences_and_runs_equal_unique": ok},
+        **out, "reading": {"occurrences_and_runs_equal_unique": ok,
+                              "run_creation_ge_0_8_of_bare":
+                              (out["run_creation"]["ratio"] or 0) >= 0.8},
         "seconds": round(time.perf_counter() - started, 1),
     }, indent=2))
 
