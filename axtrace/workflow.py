@@ -217,11 +217,16 @@ def _label_run(alert: Alert) -> None:
     from prefect.context import FlowRunContext
 
     context = FlowRunContext.get()
-    tags = set(context.flow_run.tags) if context and context.flow_run else set()
-    tags |= {f"site:{alert.site}", f"severity:{alert.severity}"}
+    run = context.flow_run if context else None
+    tags = set(run.tags) if run else set()
+    wanted = tags | {f"site:{alert.site}", f"severity:{alert.severity}"}
+    name = f"{alert.site}/{alert.id}"
+    if run is not None and run.name == name and wanted == tags:
+        return  # labelled by an earlier execution of this run: no API call on every resume
+    tags = wanted
     with get_client(sync_client=True) as client:
         client.update_flow_run(
-            flow_run_id=cast(Any, alert.flow_run_id), name=f"{alert.site}/{alert.id}",
+            flow_run_id=cast(Any, alert.flow_run_id), name=name,
             tags=sorted(tags),
         )
 
