@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     sweep_seconds: float = Field(default=2.0, gt=0, description="How often deadlines are checked.")
     dispatch_seconds: float = Field(default=0.5, gt=0, description="Outbox poll interval.")
     dispatch_concurrency: int = Field(default=8, ge=1, description="Run creations in flight.")
-    runner_poll_seconds: float = Field(default=2.0, gt=0, description="How often `serve` polls.")
+    runner_poll_seconds: float = Field(default=1.0, gt=0, description="How often `serve` polls.")
     execution: Literal["warm", "spawn"] = Field(
         default="warm",
         description="How run executions start: `warm` (forked from a template process that "
