@@ -6,7 +6,8 @@
 Everything is Prefect's process worker (the work pool and its limits, cancellation, crash
 detection, the UI) except how an execution starts: ``python -m prefect.engine`` is forked from
 the warm template of :mod:`axtrace.execution` instead of spawned as a fresh interpreter.
-``AXTRACE_EXECUTION=spawn``, or a platform without fork, spawns as Prefect's ``process`` type.
+``AXTRACE_EXECUTION=spawn``, or a platform without fork, runs exactly as Prefect's ``process``
+type does.
 
 Prefect loads this module in every process that loads its collections (the
 ``prefect.collections`` entry point ``axtrace_worker``), so it imports only Prefect's process
@@ -31,7 +32,8 @@ WORKER_TYPE = "axtrace-process"
 
 class WarmProcessJobConfiguration(ProcessJobConfiguration):
     """The process worker's job, started by Prefect's engine-command starter even when no
-    command is configured: the starter whose ``run_process`` :mod:`axtrace.execution` warms.
+    command is configured (the starter whose ``run_process`` :mod:`axtrace.execution` warms),
+    unless executions spawn.
 
     (Prefect's own process worker sends an unconfigured command through a workspace
     supervisor process, which spawns the engine in turn: two interpreters per execution.)
@@ -46,9 +48,12 @@ class WarmProcessJobConfiguration(ProcessJobConfiguration):
         worker_name: str | None = None,
         worker_id: UUID | None = None,
     ) -> None:
+        from axtrace import execution
+
         super().prepare_for_flow_run(
             flow_run, deployment, flow, work_pool, worker_name, worker_id=worker_id)
-        self._command_configured = True  # the default is `<python> -m prefect.engine`
+        if execution.wanted():
+            self._command_configured = True  # the default is `<python> -m prefect.engine`
 
 
 class WarmProcessWorker(ProcessWorker):
@@ -67,7 +72,7 @@ class WarmProcessWorker(ProcessWorker):
     async def setup(self) -> None:
         from axtrace import execution
 
-        warm = execution.install()
+        warm = execution.install()  # blocks for the template's imports, before any polling
         await super().setup()
         self._logger.info(  # axtrace.execution's own logger has no handler in a worker
             "Run executions start %s", "warm, forked from a template that has Prefect imported"

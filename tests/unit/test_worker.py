@@ -18,7 +18,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.plugins import load_prefect_collections
 from prefect.runner import _starter_engine
 from prefect.workers.base import BaseWorker
-from prefect.workers.process import ProcessWorker
+from prefect.workers.process import ProcessJobConfiguration, ProcessWorker
 
 from axtrace import execution, worker
 from axtrace.settings import get_settings
@@ -84,15 +84,35 @@ def test_the_worker_is_prefects_process_worker_with_the_same_job_variables() -> 
 
 @pytest.mark.parametrize("command", [None, "python -m prefect.engine"])
 def test_a_run_without_a_custom_command_takes_the_engine_command_path(
-    command: str | None,
+    command: str | None, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("AXTRACE_EXECUTION", "warm")
+    get_settings.cache_clear()
     configuration = WarmProcessJobConfiguration(command=command)
-
-    configuration.prepare_for_flow_run(FlowRun(id=uuid4(), flow_id=uuid4(), name="r"))
+    try:
+        configuration.prepare_for_flow_run(FlowRun(id=uuid4(), flow_id=uuid4(), name="r"))
+    finally:
+        get_settings.cache_clear()
 
     assert configuration._command_configured
     assert configuration.command is not None
     assert configuration.command.split()[1:] == ["-m", "prefect.engine"]
+
+
+def test_with_axtrace_execution_spawn_a_run_takes_the_process_workers_own_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AXTRACE_EXECUTION", "spawn")
+    get_settings.cache_clear()
+    ours, prefects = WarmProcessJobConfiguration(), ProcessJobConfiguration()
+    try:
+        for configuration in (ours, prefects):
+            configuration.prepare_for_flow_run(FlowRun(id=uuid4(), flow_id=uuid4(), name="r"))
+    finally:
+        get_settings.cache_clear()
+
+    assert not ours._command_configured
+    assert ours.command == prefects.command
 
 
 def test_starting_the_worker_installs_warm_executions_before_prefects_setup(
