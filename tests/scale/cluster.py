@@ -2,7 +2,8 @@
 
     Prefect server  ── PostgreSQL (its own database) + Redis (messaging, cache, ordering,
                        concurrency leases, Docket)
-    work pool "axtrace" (process)  ◀── prefect worker xN   (each flow run a child process)
+    work pool "axtrace" (axtrace-process)  ◀── prefect worker xN   (each flow run a child
+                       process, forked from the worker's warm template)
     axtrace intake xN (HTTP API + dispatcher + sweeper) ── ledger on PostgreSQL
 
 The same commands an operator types (docs/scaling.md); only ports, databases and the poll
@@ -27,6 +28,7 @@ from tests.scale.services import PG_HOST, PG_PORT, PG_USER, REDIS_HOST, REDIS_PO
 
 REPO = Path(__file__).resolve().parents[2]
 POOL = "axtrace"
+POOL_TYPE = "axtrace-process"  # axtrace.worker: Prefect's process worker, warm executions
 
 
 def cluster_env(workdir: Path, *, prefect_port: int, prefect_db: str, ledger_db: str,
@@ -84,6 +86,21 @@ def write_sites(folder: Path, sites: dict[str, float]) -> Path:
     return path
 
 
+def children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (read from /proc: Linux)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
 @dataclass
 class Cluster:
     """One scaled-out AxTrace: a Prefect server, workers and intakes, all on loopback."""
@@ -127,15 +144,15 @@ class Cluster:
             raise RuntimeError(f"{name} did not come up: {exc}\n{tail}") from exc
 
     def set_up(self, sites: Path) -> None:
-        """Ledger schema, the process work pool, and every site's block and deployment."""
+        """Ledger schema, the work pool, and every site's block and deployment."""
         self.run("axtrace", "db", "upgrade")
-        self.run("prefect", "work-pool", "create", POOL, "--type", "process")
+        self.run("prefect", "work-pool", "create", POOL, "--type", POOL_TYPE)
         self.run("axtrace", "sites", "apply", str(sites), "--work-pool", POOL)
 
     def start_worker(self, name: str, *, limit: int) -> None:
         self.workers[name] = spawn(
             [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL, "--name", name,
-             "--type", "process", "--limit", str(limit)], self.log(name), self.env)
+             "--type", POOL_TYPE, "--limit", str(limit)], self.log(name), self.env)
 
     def start_intake(self) -> int:
         port = free_port()
@@ -148,6 +165,19 @@ class Cluster:
         for proc in (*self.intakes.values(), *self.workers.values()):
             stop(proc, timeout=15)
         stop(self.server, timeout=30)
+
+    def templates(self) -> dict[str, int]:
+        """Each worker's warm template: its ``multiprocessing`` forkserver child (by pid)."""
+        found: dict[str, int] = {}
+        for name, proc in self.workers.items():
+            for pid in children(proc.pid):
+                try:
+                    argv = Path(f"/proc/{pid}/cmdline").read_bytes()
+                except OSError:  # gone meanwhile
+                    continue
+                if b"multiprocessing.forkserver" in argv:
+                    found[name] = pid
+        return found
 
     # -- reading Prefect ------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """Scaled out on Prefect's distributed setup: a Prefect server on PostgreSQL with Redis
-messaging, a process work pool with two workers, two intake replicas (each with dispatcher and
-sweeper) and the ledger on PostgreSQL. Every occurrence gets exactly one run, on either worker;
+messaging, an ``axtrace-process`` work pool with two workers (each run forked from a worker's
+warm template), two intake replicas (each with dispatcher and sweeper) and the ledger on
+PostgreSQL. Every occurrence gets exactly one run, on either worker;
 the ledger and Prefect's run history agree; a storm at one site does not starve another.
 """
 
@@ -23,7 +24,7 @@ from sqlmodel import Session, col, select
 from axtrace.ledger.db import make_engine
 from axtrace.ledger.models import Alert, OutboxItem, TraceEvent
 from axtrace.testing import free_port, wait_until
-from tests.scale.cluster import POOL, Cluster, cluster_env, write_sites
+from tests.scale.cluster import POOL, Cluster, children, cluster_env, write_sites
 from tests.scale.services import (
     postgres_reachable,
     redis_database,
@@ -35,7 +36,8 @@ from tests.scale.services import (
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.postgres]
 
 TEN = [f"site-{i:02d}" for i in range(10)]
-SITES = {**dict.fromkeys(TEN, 600.0), "storm": 600.0, "quiet": 600.0, "escalating": 3.0}
+SITES = {**dict.fromkeys(TEN, 600.0), "storm": 600.0, "quiet": 600.0, "escalating": 3.0,
+         "warm": 600.0}
 WORKERS = ("worker-a", "worker-b")
 WORKER_LIMIT = 2  # runs each worker executes at once: 4 in all, so a storm can fill them
 STORM_LIMIT = 2  # Prefect deployment concurrency limit of the storm site
@@ -285,6 +287,43 @@ def test_a_storm_at_one_site_does_not_starve_another(cluster: Cluster, ledger: E
         ended = next(stamp(s["timestamp"]) for s in states if s["type"] == "PAUSED")
         running.append((began, ended))
     assert most_at_once(running) <= STORM_LIMIT
+
+
+def test_a_run_on_the_axtrace_process_pool_executes_in_a_fork_of_its_workers_template(
+    cluster: Cluster, ledger: Engine,
+) -> None:
+    templates: dict[str, int] = wait_until(
+        lambda: (found := cluster.templates()).keys() == set(WORKERS) and found,
+        timeout=120, what="a warm template (forkserver) under each worker")
+    forked: dict[int, int] = {}  # pid -> template pid, of every child a template forked
+    watching = threading.Event()
+    watching.set()
+
+    def watch() -> None:  # an execution lives for seconds; a look every 20 ms sees it
+        while watching.is_set():
+            for template in templates.values():
+                forked.update(dict.fromkeys(children(template), template))
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        post(next(iter(cluster.intakes)), alert_body("warm", "w0"))
+        (alert,) = wait_notified(ledger, ["warm"], 1)
+        run = wait_until(lambda: next((r for r in runs_of(cluster, ["warm"])
+                                       if r["state_name"] == "Suspended"), None),
+                         timeout=60, what="the run suspended at its first wait")
+    finally:
+        watching.clear()
+        watcher.join(timeout=10)
+
+    assert run["id"] == alert.flow_run_id
+    pid = int(run["infrastructure_pid"])
+    worker = run["labels"]["prefect.worker.name"]
+    assert forked.get(pid) == templates[worker], (
+        f"the run's process {pid} was not forked by {worker}'s template {templates[worker]} "
+        f"(forked meanwhile: {forked})")
+    assert executions(cluster, run["id"]) == 1
 
 
 def test_sites_apply_with_a_work_pool_targets_the_pool_and_the_project_flow(
