@@ -112,6 +112,9 @@ def up(
         intake = runtime.start_child(["intake", "--port", str(port)], logs / "intake.log", env)
         children.append(intake)
         runtime.wait_healthy(f"http://127.0.0.1:{port}/healthz", timeout=60, proc=intake)
+        with console.status("Waiting until every site is served ..."):
+            runtime.wait_served(env["PREFECT_API_URL"], [s.site for s in specs], timeout=180,
+                                proc=children[-2])
         _banner(env["PREFECT_API_URL"], port, [s.site for s in specs], logs)
         if demo:
             os.environ["AXTRACE_API_PORT"] = str(port)

@@ -35,6 +35,7 @@ import os
 import runpy
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -93,8 +94,9 @@ def template() -> Any:
 def install() -> bool:
     """Start executions of Prefect's engine command in this process from the warm template.
 
-    Starts the template at once (its imports take a second or two), so that the first alert
-    does not wait for it. Returns False, changing nothing, where warm executions are off.
+    Starts the template and waits until it has made its imports (a second or two), so that
+    the first alert does not wait for them. Returns False, changing nothing, where warm
+    executions are off.
     """
     global _spawn_run_process
     if not wanted():
@@ -105,10 +107,9 @@ def install() -> bool:
     if getattr(_starter_engine, "run_process") is not run_process:  # noqa: B009 (not exported)
         _spawn_run_process = getattr(_starter_engine, "run_process")  # noqa: B009
         setattr(_starter_engine, "run_process", run_process)  # noqa: B010
-    from multiprocessing import forkserver
-
-    template()
-    forkserver.ensure_running()
+    warm_up = template().Process(target=time.sleep, args=(0,), name="axtrace-warm-up")
+    warm_up.start()  # returns once the template has finished its imports and forked once
+    warm_up.join()
     logger.info("run executions start warm: forked from a template that has Prefect imported")
     return True
 

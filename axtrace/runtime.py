@@ -36,6 +36,48 @@ def wait_healthy(url: str, *, timeout: float, proc: subprocess.Popen[Any] | None
     raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
 
 
+def wait_served(prefect_api: str, sites: list[str], *, timeout: float,
+                proc: subprocess.Popen[Any] | None = None) -> None:
+    """Wait until a serving process polls every site's deployment (Prefect marks it READY),
+    so that an alert raised now starts at once."""
+    from axtrace.sites import full_name
+    from axtrace.workflow import FLOW_NAME
+
+    names = {full_name(site).split("/", 1)[1] for site in sites}
+    query = {"flows": {"name": {"any_": [FLOW_NAME]}},
+             "deployments": {"name": {"any_": sorted(names)}}}
+
+    def ready() -> bool:
+        found = httpx.post(f"{prefect_api}/deployments/filter", json=query, timeout=10,
+                           auth=_prefect_login())
+        found.raise_for_status()
+        return {d["name"] for d in found.json() if d.get("status") == "READY"} >= names
+
+    deadline = time.monotonic() + timeout
+    while not _answers(ready):
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the serving process exited with code {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the sites were not served within {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def _answers(probe: Any) -> bool:
+    try:
+        return bool(probe())
+    except httpx.HTTPError:
+        return False
+
+
+def _prefect_login() -> tuple[str, str] | None:
+    """Prefect's basic-auth login of this process (``PREFECT_API_AUTH_STRING``), if any."""
+    login = os.environ.get("PREFECT_API_AUTH_STRING")
+    if not login or ":" not in login:
+        return None
+    user, password = login.split(":", 1)
+    return user, password
+
+
 def spawn(argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """Start ``argv`` in its own session (Ctrl-C reaches only us), output appended to ``log``."""
     log.parent.mkdir(parents=True, exist_ok=True)
