@@ -29,10 +29,12 @@ it dies. Only the module-level ``run_process`` of Prefect's engine-command start
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import multiprocessing
 import os
 import runpy
+import subprocess
 import sys
 import threading
 import time
@@ -58,6 +60,7 @@ PRELOAD = (
     "prefect.events",
     "prefect.logging.handlers",
     "prefect._internal.metrics",
+    "prefect.workers.process",
     "sqlalchemy",
     "sqlalchemy.orm",
     "sqlmodel",
@@ -69,6 +72,8 @@ PRELOAD = (
 """What the template imports: Prefect and the libraries, never AxTrace's own code."""
 
 _spawn_run_process: Callable[..., Any] | None = None
+_interpreter_path: list[str] = []
+"""The interpreter's own ``sys.path`` (no script folder, no ``PYTHONPATH``), read at install."""
 
 
 def warm_supported() -> bool:
@@ -104,6 +109,7 @@ def install() -> bool:
         return False
     from prefect.runner import _starter_engine
 
+    _interpreter_path[:] = interpreter_path()
     if getattr(_starter_engine, "run_process") is not run_process:  # noqa: B009 (not exported)
         _spawn_run_process = getattr(_starter_engine, "run_process")  # noqa: B009
         setattr(_starter_engine, "run_process", run_process)  # noqa: B010
@@ -112,6 +118,16 @@ def install() -> bool:
     warm_up.join()
     logger.info("run executions start warm: forked from a template that has Prefect imported")
     return True
+
+
+def interpreter_path() -> list[str]:
+    """``sys.path`` of a fresh interpreter without its first entry and ``PYTHONPATH``."""
+    shown = subprocess.run(
+        [sys.executable, "-E", "-c", "import json, sys; print(json.dumps(sys.path[1:]))"],
+        capture_output=True, text=True, check=True, cwd=os.path.expanduser("~"), timeout=60,
+    )
+    found: list[str] = json.loads(shown.stdout)
+    return found
 
 
 def is_engine_command(command: list[str]) -> bool:
@@ -138,7 +154,8 @@ async def run_process(
 
     process = template().Process(
         target=execute, name="axtrace-execution",
-        args=(dict(env), str(cwd) if cwd else os.getcwd(), new_session, bool(stream_output)),
+        args=(dict(env), str(cwd) if cwd else os.getcwd(), new_session, bool(stream_output),
+              list(_interpreter_path)),
     )
     await anyio.to_thread.run_sync(process.start)
     try:
@@ -154,9 +171,10 @@ async def run_process(
     return process
 
 
-def execute(env: dict[str, str | None], cwd: str, new_session: bool, output: bool) -> None:
+def execute(env: dict[str, str | None], cwd: str, new_session: bool, output: bool,
+            interpreter: list[str]) -> None:
     """One execution, in a fresh fork of the template: ``python -m prefect.engine``, with the
-    environment and working directory the spawned process would have had."""
+    environment, working directory and ``sys.path`` the spawned process would have had."""
     if new_session:
         os.setsid()
     if not output:
@@ -167,6 +185,9 @@ def execute(env: dict[str, str | None], cwd: str, new_session: bool, output: boo
     os.environ.clear()
     os.environ.update({k: v for k, v in env.items() if v is not None})
     os.chdir(cwd)
+    # as `python -m` builds it: the working folder, PYTHONPATH, the interpreter's own entries
+    extra = [p for p in (env.get("PYTHONPATH") or "").split(os.pathsep) if p]
+    sys.path[:] = [os.getcwd(), *extra, *(interpreter or sys.path[1:])]
     _share_tls_contexts()
     from prefect.context import SettingsContext, get_settings_context
     from prefect.logging.configuration import setup_logging
