@@ -22,7 +22,7 @@ from sqlmodel import Session
 from axtrace import actions, tokens
 from axtrace.errors import AxTraceError, Forbidden, InvalidInput, Unavailable
 from axtrace.events import emit_step
-from axtrace.intake.auth import authenticate
+from axtrace.intake.auth import authenticate, needs_io
 from axtrace.intake.docs import INTAKE_RESPONSES, intake_docs, intake_openapi
 from axtrace.intake.registry import SOURCES
 from axtrace.intake.service import Reply, accept
@@ -40,6 +40,7 @@ from axtrace.ledger.session import ledger_session
 from axtrace.settings import get_settings
 
 SITE_CACHE_SECONDS = 10.0
+UNKNOWN_SITE_RECHECK_SECONDS = 1.0
 AlertId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The alert's id.")]
 
 
@@ -62,8 +63,13 @@ class ResolveBody(AckBody):
 
 
 class SiteCache:
-    """Sites that have a deployment of respond-to-alert, asked of Prefect at most every 10 s
-    (or a fixed list from ``AXTRACE_KNOWN_SITES``); while Prefect is away the last answer
+    """Sites that have a deployment of respond-to-alert (or a fixed list from
+    ``AXTRACE_KNOWN_SITES``), asked of Prefect off the request path.
+
+    The first request waits for the first answer. After that a request never waits: an answer
+    older than 10 s is refreshed in the background while requests use it. A delivery naming a
+    site the cache does not know asks Prefect again (at most once a second) before it is
+    rejected, so a site just applied is accepted at once. While Prefect is away the last answer
     stands."""
 
     def __init__(self) -> None:
@@ -72,17 +78,27 @@ class SiteCache:
         self.sites: set[str] | None = None
         self.fetched = 0.0
         self.refreshing = asyncio.Lock()
+        self.background: asyncio.Task[set[str]] | None = None
 
-    def fresh(self) -> bool:
-        return self.sites is not None and time.monotonic() - self.fetched < SITE_CACHE_SECONDS
+    def fresh(self, max_age: float = SITE_CACHE_SECONDS) -> bool:
+        return self.sites is not None and time.monotonic() - self.fetched < max_age
 
     async def known(self) -> set[str]:
         if self.fixed is not None:
             return self.fixed
-        if self.fresh():
-            return self.sites or set()
+        if self.sites is None:
+            return await self.refreshed(max_age=SITE_CACHE_SECONDS)
+        if not self.fresh() and (self.background is None or self.background.done()):
+            # raises only before a first answer, and there is one: nothing to lose
+            self.background = asyncio.create_task(self.refreshed(max_age=SITE_CACHE_SECONDS))
+        return self.sites
+
+    async def refreshed(self, *, max_age: float = UNKNOWN_SITE_RECHECK_SECONDS) -> set[str]:
+        """The sites, asked of Prefect now unless the answer is younger than ``max_age``."""
+        if self.fixed is not None:
+            return self.fixed
         async with self.refreshing:  # one refresh at a time; the others wait and reuse it
-            if self.fresh():
+            if self.fresh(max_age):
                 return self.sites or set()
             try:
                 self.sites = await _deployed_sites()
@@ -211,11 +227,20 @@ def _intake_route(source: str) -> Any:
     async def deliver(request: Request) -> JSONResponse:
         settings = get_settings()
         raw = await read_body(request, settings.max_body_bytes)
-        webhook_id = await asyncio.to_thread(authenticate, source, request.headers, raw,
-                                             settings)
-        sites = await request.app.state.sites.known()
+        if needs_io(source, settings):  # a secret kept in a Prefect block: may ask Prefect
+            webhook_id = await asyncio.to_thread(authenticate, source, request.headers, raw,
+                                                 settings)
+        else:  # a few microseconds of hashing: not worth a thread
+            webhook_id = authenticate(source, request.headers, raw, settings)
+        cache: SiteCache = request.app.state.sites
+        sites = await cache.known()
+        loop = asyncio.get_running_loop()
+
+        def recheck() -> set[str]:  # from accept's thread, for a site not in ``sites``
+            return asyncio.run_coroutine_threadsafe(cache.refreshed(), loop).result(60)
+
         reply = await asyncio.to_thread(accept, source=source, raw=raw, webhook_id=webhook_id,
-                                        known_sites=sites, settings=settings)
+                                        known_sites=sites, settings=settings, recheck=recheck)
         for alert in reply.created:
             emit_step(Step.RECEIVED.value, alert, {"source": source}, f"intake:{source}")
         if source == "pagerduty":

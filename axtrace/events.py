@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from axtrace.ledger.models import Alert
+from typing import Any, Protocol
 
 
-def alert_resource(alert: Alert) -> dict[str, str]:
+class AlertLike(Protocol):
+    """What an event names of an alert: a ledger ``Alert``, or the intake's ``Received``."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def site(self) -> str: ...
+    @property
+    def severity(self) -> str: ...
+    @property
+    def flow_run_id(self) -> str | None: ...
+
+
+def alert_resource(alert: AlertLike) -> dict[str, str]:
     return {
         "prefect.resource.id": f"axtrace.alert.{alert.id}",
         "prefect.resource.name": f"{alert.site}/{alert.id}",
@@ -25,7 +36,7 @@ def site_resource(site: str) -> dict[str, str]:
     }
 
 
-def emit_step(step: str, alert: Alert, detail: dict[str, Any], actor: str) -> None:
+def emit_step(step: str, alert: AlertLike, detail: dict[str, Any], actor: str) -> None:
     """Emit ``axtrace.alert.<step>``; inside a flow run Prefect adds the run as related too."""
     from prefect.events import emit_event
 
