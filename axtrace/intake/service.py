@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, delete, insert, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from axtrace.intake.envelope import AlertEnvelope, ParseError, SourceConfig
@@ -39,6 +39,34 @@ ALERT = Alert.__table__  # type: ignore[attr-defined]
 DELIVERY = Delivery.__table__  # type: ignore[attr-defined]
 OUTBOX = OutboxItem.__table__  # type: ignore[attr-defined]
 RESOLUTION = SourceResolution.__table__  # type: ignore[attr-defined]
+
+# The hot path's statements, built once: SQLAlchemy then finds each compiled form by a cache
+# key it computed once, instead of building and keying a new statement per delivery.
+_BY_WEBHOOK_ID = select(DELIVERY.c.id, DELIVERY.c.result).where(
+    DELIVERY.c.source == bindparam("src"), DELIVERY.c.webhook_id == bindparam("wid"),
+    DELIVERY.c.status == "accepted").limit(1)
+_BY_BODY = select(DELIVERY.c.id, DELIVERY.c.result).where(
+    DELIVERY.c.source == bindparam("src"), DELIVERY.c.body_sha256 == bindparam("digest"),
+    DELIVERY.c.status == "accepted", DELIVERY.c.received_at >= bindparam("since"),
+).order_by(DELIVERY.c.id.desc()).limit(1)
+_NEW_DELIVERY = insert(DELIVERY)
+_NEW_DELIVERY_ID = insert(DELIVERY).returning(DELIVERY.c.id)
+_OPEN = select(ALERT.c.id, ALERT.c.site, ALERT.c.source_resolved_at)
+_OPEN_BY_KEY = _OPEN.where(ALERT.c.open_key == bindparam("open_key")).limit(1)
+_OPEN_BY_SOURCE_KEY = _OPEN.where(
+    ALERT.c.source == bindparam("src"), ALERT.c.key == bindparam("key"),
+    ALERT.c.open_key.is_not(None)).limit(1)
+# counted by the database (SET repeat_count = repeat_count + 1): two replicas or threads
+# counting the same alert at once must not lose one
+_COUNT_REPEAT = update(ALERT).where(ALERT.c.id == bindparam("alert")).values(
+    repeat_count=ALERT.c.repeat_count + 1).returning(ALERT.c.repeat_count)
+_EARLY = select(RESOLUTION.c.id, RESOLUTION.c.received_at).where(
+    RESOLUTION.c.open_key.in_([bindparam("key"), bindparam("any_site")]),
+    RESOLUTION.c.received_at >= bindparam("since"),
+).order_by((RESOLUTION.c.open_key == bindparam("key")).desc(), RESOLUTION.c.id.desc()).limit(1)
+_EARLY_STARTING = _EARLY.where(RESOLUTION.c.starts_at.is_(None) | (
+    RESOLUTION.c.starts_at == bindparam("starts_at")))
+_DROP_RESOLUTION = delete(RESOLUTION).where(RESOLUTION.c.id == bindparam("resolution"))
 
 EARLY_RESOLVE_WINDOW = timedelta(hours=1)
 """How long a resolve that came before its firing waits for that firing."""
@@ -125,17 +153,12 @@ def _earlier(
 ) -> dict[str, Any] | None:
     """The answer given to the same delivery before (its ``webhook-id``, or a byte-identical
     body within ``window`` seconds), or None."""
-    since = utcnow() - timedelta(seconds=window)
     if webhook_id:
-        found = conn.execute(select(DELIVERY.c.id, DELIVERY.c.result).where(
-            DELIVERY.c.source == source, DELIVERY.c.webhook_id == webhook_id,
-            DELIVERY.c.status == "accepted")).first()
+        found = conn.execute(_BY_WEBHOOK_ID, {"src": source, "wid": webhook_id}).first()
         if found is not None:
             return _answer(found.id, found.result)
-    found = conn.execute(select(DELIVERY.c.id, DELIVERY.c.result).where(
-        DELIVERY.c.source == source, DELIVERY.c.body_sha256 == digest,
-        DELIVERY.c.status == "accepted", DELIVERY.c.received_at >= since,
-    ).order_by(DELIVERY.c.id.desc()).limit(1)).first()
+    since = utcnow() - timedelta(seconds=window)
+    found = conn.execute(_BY_BODY, {"src": source, "digest": digest, "since": since}).first()
     return _answer(found.id, found.result) if found is not None else None
 
 
@@ -200,7 +223,7 @@ def _reject(
     exc: ParseError,
 ) -> Reply:
     status = 404 if isinstance(exc, UnknownSite) else (400 if exc.field == "body" else 422)
-    conn.execute(insert(DELIVERY).values(
+    conn.execute(_NEW_DELIVERY, dict(
         source=source, received_at=utcnow(), webhook_id=None, body_sha256=digest,
         body=stored_body(source, raw), status="rejected", http_status=status,
         reason=exc.message[:2000], field=(exc.field or "")[:300],
@@ -219,11 +242,11 @@ def _store(
         "id": next((r["id"] for r in results if r.get("id")), None),
         "alerts": [{k: v for k, v in r.items() if k != "alert"} for r in results],
     }
-    delivery_id = conn.execute(insert(DELIVERY).values(
+    delivery_id = conn.execute(_NEW_DELIVERY_ID, dict(
         source=source, received_at=now, webhook_id=webhook_id, body_sha256=digest,
-        body=stored_body(source, raw), status="accepted", http_status=202,
-        result=body,  # the answer; its own id is the row's, added when it is read back
-    ).returning(DELIVERY.c.id)).scalar_one()
+        body=stored_body(source, raw), status="accepted", http_status=202, reason=None,
+        field=None, result=body,  # the answer; its own id is the row's, added when read back
+    )).scalar_one()
     body["delivery"] = delivery_id
     created = [r["alert"] for r in results if r["status"] == "new"]
     return Reply(202, body, created=created)
@@ -235,13 +258,11 @@ ANY_SITE = "*"
 def _apply(conn: Connection, envelope: AlertEnvelope, now: datetime) -> dict[str, Any]:
     key = repo.open_key(site=envelope.site or ANY_SITE, source=envelope.source,
                         key=envelope.key)
-    query = select(ALERT.c.id, ALERT.c.site, ALERT.c.source_resolved_at)
     if envelope.site is None:
-        query = query.where(ALERT.c.source == envelope.source, ALERT.c.key == envelope.key,
-                            ALERT.c.open_key.is_not(None))
+        current = conn.execute(_OPEN_BY_SOURCE_KEY,
+                               {"src": envelope.source, "key": envelope.key}).first()
     else:
-        query = query.where(ALERT.c.open_key == key)
-    current = conn.execute(query.limit(1)).first()
+        current = conn.execute(_OPEN_BY_KEY, {"open_key": key}).first()
     if envelope.action == "fire":
         return _fire(conn, envelope, current, key, now)
     if envelope.action == "resolve":
@@ -256,17 +277,12 @@ def _fire(
 ) -> dict[str, Any]:
     assert envelope.site is not None
     if current is not None:
-        # counted by the database (SET repeat_count = repeat_count + 1): two replicas or
-        # threads counting the same alert at once must not lose one
-        count = conn.execute(
-            update(ALERT).where(ALERT.c.id == current.id)
-            .values(repeat_count=ALERT.c.repeat_count + 1).returning(ALERT.c.repeat_count)
-        ).scalar_one()
+        count = conn.execute(_COUNT_REPEAT, {"alert": current.id}).scalar_one()
         return {"id": current.id, "site": current.site, "key": envelope.key,
                 "status": "repeat", "repeat_count": count}
     early = _early_resolution(conn, key, envelope)
     if early is not None:
-        conn.execute(delete(RESOLUTION).where(RESOLUTION.c.id == early.id))
+        conn.execute(_DROP_RESOLUTION, {"resolution": early.id})
     alert_id = repo.insert_alert(
         conn=conn, alert=_create(envelope), actor=f"intake:{envelope.source}", at=now,
         source_resolved_at=early.received_at if early is not None else None)
@@ -307,15 +323,11 @@ def _seen_before(conn: Connection, envelope: AlertEnvelope) -> bool:
 
 def _early_resolution(conn: Connection, key: str, envelope: AlertEnvelope) -> Row[Any] | None:
     """A resolve kept for this firing: by its site's key first, else by the any-site key."""
-    any_site = repo.open_key(site=ANY_SITE, source=envelope.source, key=envelope.key)
-    since = utcnow() - EARLY_RESOLVE_WINDOW
-    query = select(RESOLUTION.c.id, RESOLUTION.c.received_at).where(
-        RESOLUTION.c.open_key.in_([key, any_site]), RESOLUTION.c.received_at >= since)
-    if envelope.starts_at is not None:
-        query = query.where(RESOLUTION.c.starts_at.is_(None) | (
-            RESOLUTION.c.starts_at == envelope.starts_at))
-    return conn.execute(query.order_by(
-        (RESOLUTION.c.open_key == key).desc(), RESOLUTION.c.id.desc()).limit(1)).first()
+    params = {"key": key, "since": utcnow() - EARLY_RESOLVE_WINDOW,
+              "any_site": repo.open_key(site=ANY_SITE, source=envelope.source, key=envelope.key)}
+    if envelope.starts_at is None:
+        return conn.execute(_EARLY, params).first()
+    return conn.execute(_EARLY_STARTING, {**params, "starts_at": envelope.starts_at}).first()
 
 
 def _create(envelope: AlertEnvelope) -> AlertCreate:

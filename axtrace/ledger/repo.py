@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, update
+from sqlalchemy import Connection, bindparam, func, insert, update
 from sqlmodel import Session, col, select
 
 from axtrace.errors import NotFound
@@ -109,23 +109,34 @@ def insert_alert(
     source_resolved_at: datetime | None = None,
 ) -> int:
     """:func:`create_alert` for the intake's hot path, in SQLAlchemy Core: four statements
-    (the alert, its ``received`` step, the trace head on the alert, the outbox row) and no
-    ORM objects. The first step's chain starts at ``GENESIS``: nothing precedes it."""
-    alert_id: int = conn.execute(insert(ALERT).values(
-        **{name: getattr(alert, name) for name in AlertCreate.model_fields},
-        received_at=at, status=Status.OPEN.value, source_resolved_at=source_resolved_at,
-        open_key=open_key(site=alert.site, source=alert.source, key=alert.key),
-    ).returning(ALERT.c.id)).scalar_one()
+    (the alert, its ``received`` step, the trace head on the alert, the outbox row), built
+    once, and no ORM objects. The first step's chain starts at ``GENESIS``."""
+    row = {name: getattr(alert, name) for name in AlertCreate.model_fields}
+    alert_id: int = conn.execute(_NEW_ALERT, {
+        **_ALERT_DEFAULTS, **row, "received_at": at, "source_resolved_at": source_resolved_at,
+        "open_key": open_key(site=alert.site, source=alert.source, key=alert.key),
+    }).scalar_one()
     detail = json.loads(json.dumps(received_detail(alert), default=str))
     digest = event_hash(prev_hash=GENESIS, alert_id=alert_id, seq=1, step=Step.RECEIVED.value,
                         actor=actor, at=at, detail=detail)
-    conn.execute(insert(TRACE).values(
-        alert_id=alert_id, seq=1, step=Step.RECEIVED.value, actor=actor, at=at, detail=detail,
-        prev_hash=GENESIS, hash=digest))
-    conn.execute(update(ALERT).where(ALERT.c.id == alert_id)
-                 .values(trace_len=1, trace_head=digest))
-    conn.execute(insert(OUTBOX).values(alert_id=alert_id, created_at=at, due_at=at))
+    conn.execute(_NEW_STEP, {"alert_id": alert_id, "seq": 1, "step": Step.RECEIVED.value,
+                             "actor": actor, "at": at, "detail": detail,
+                             "prev_hash": GENESIS, "hash": digest})
+    conn.execute(_TRACE_HEAD, {"alert": alert_id, "length": 1, "head": digest})
+    conn.execute(_NEW_OUTBOX, {"alert_id": alert_id, "created_at": at, "due_at": at})
     return alert_id
+
+
+_NEW_ALERT = insert(ALERT).returning(ALERT.c.id)
+_ALERT_DEFAULTS = {
+    column.name: column.default.arg for column in ALERT.columns
+    if column.default is not None and not callable(column.default.arg)
+} | {"status": Status.OPEN.value}
+"""Every column's value is given, so each new alert compiles to the one cached INSERT."""
+_NEW_STEP = insert(TRACE)
+_TRACE_HEAD = update(ALERT).where(ALERT.c.id == bindparam("alert")).values(
+    trace_len=bindparam("length"), trace_head=bindparam("head"))
+_NEW_OUTBOX = insert(OUTBOX)
 
 
 def get_alert(*, session: Session, alert_id: int, lock: bool = False) -> Alert:
