@@ -21,13 +21,15 @@ from sqlmodel import Session
 
 from axtrace import actions, tokens
 from axtrace.errors import AxTraceError, Forbidden, InvalidInput, Unavailable
-from axtrace.events import emit_step
+from axtrace.events import StepEvents
 from axtrace.intake.auth import authenticate, needs_io
 from axtrace.intake.docs import INTAKE_RESPONSES, intake_docs, intake_openapi
 from axtrace.intake.registry import SOURCES
-from axtrace.intake.service import Reply, accept
+from axtrace.intake.service import Incoming, Reply, UnknownSite, prepare
 from axtrace.intake.signatures import SignatureError
+from axtrace.intake.writer import Writer
 from axtrace.ledger import repo
+from axtrace.ledger.db import engine_for
 from axtrace.ledger.models import (
     Alert,
     AlertPublic,
@@ -37,7 +39,7 @@ from axtrace.ledger.models import (
     TraceEntry,
 )
 from axtrace.ledger.session import ledger_session
-from axtrace.settings import get_settings
+from axtrace.settings import Settings, get_settings
 
 SITE_CACHE_SECONDS = 10.0
 UNKNOWN_SITE_RECHECK_SECONDS = 1.0
@@ -152,12 +154,14 @@ def create_app(*, background: bool = True) -> FastAPI:
                 asyncio.create_task(run_sweeper(stop, interval=settings.sweep_seconds)),
             ]
         yield
+        app.state.events.flush()
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
 
     app = FastAPI(title="AxTrace", version="0.1.0", lifespan=lifespan,
                   description="Alert intake and response actions of AxTrace.")
     app.state.sites = SiteCache()
+    app.state.events = StepEvents()
     from axtrace.reports.api import router as report_router
 
     app.include_router(report_router)
@@ -223,6 +227,11 @@ def create_app(*, background: bool = True) -> FastAPI:
     return app
 
 
+INLINE_PARSE_BYTES = 64 * 1024
+"""Bodies up to this size are parsed on the event loop (well under a millisecond); larger
+ones on a worker thread, so a 1 MiB body does not hold up every other request."""
+
+
 def _intake_route(source: str) -> Any:
     async def deliver(request: Request) -> JSONResponse:
         settings = get_settings()
@@ -233,16 +242,14 @@ def _intake_route(source: str) -> Any:
         else:  # a few microseconds of hashing: not worth a thread
             webhook_id = authenticate(source, request.headers, raw, settings)
         cache: SiteCache = request.app.state.sites
-        sites = await cache.known()
-        loop = asyncio.get_running_loop()
-
-        def recheck() -> set[str]:  # from accept's thread, for a site not in ``sites``
-            return asyncio.run_coroutine_threadsafe(cache.refreshed(), loop).result(60)
-
-        reply = await asyncio.to_thread(accept, source=source, raw=raw, webhook_id=webhook_id,
-                                        known_sites=sites, settings=settings, recheck=recheck)
+        incoming = await _prepared(source, raw, webhook_id, await cache.known(), settings)
+        if isinstance(incoming.parsed, UnknownSite):  # a site applied a moment ago?
+            incoming = await _prepared(source, raw, webhook_id, await cache.refreshed(),
+                                       settings)
+        reply = await _writer(request.app).write(incoming)
+        events: StepEvents = request.app.state.events
         for alert in reply.created:
-            emit_step(Step.RECEIVED.value, alert, {"source": source}, f"intake:{source}")
+            events.add(Step.RECEIVED.value, alert, {"source": source}, f"intake:{source}")
         if source == "pagerduty":
             return pagerduty_reply(reply)
         if reply.status >= 400:
@@ -251,6 +258,26 @@ def _intake_route(source: str) -> Any:
 
     deliver.__name__ = f"deliver_{source.replace('-', '_')}"
     return deliver
+
+
+async def _prepared(
+    source: str, raw: bytes, webhook_id: str | None, sites: set[str], settings: Settings,
+) -> Incoming:
+    if len(raw) <= INLINE_PARSE_BYTES:
+        return prepare(source=source, raw=raw, webhook_id=webhook_id, known_sites=sites,
+                       settings=settings)
+    return await asyncio.to_thread(prepare, source=source, raw=raw, webhook_id=webhook_id,
+                                   known_sites=sites, settings=settings)
+
+
+def _writer(app: FastAPI) -> Writer:
+    """The app's ledger writer (made on first use: the ledger URL is read then)."""
+    writer: Writer | None = getattr(app.state, "writer", None)
+    if writer is None:
+        settings = get_settings()
+        writer = app.state.writer = Writer(engine_for(settings.ledger_url,
+                                                      settings.db_busy_timeout))
+    return writer
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -96,40 +96,70 @@ class UnknownSite(ParseError):
     status_code = 404
 
 
-def accept(
+@dataclass(frozen=True)
+class Incoming:
+    """One delivery, authenticated and parsed, ready to be written: its envelopes, or the
+    ``ParseError`` that will be recorded as its rejection."""
+
+    source: str
+    raw: bytes
+    webhook_id: str | None
+    digest: str
+    parsed: list[AlertEnvelope] | ParseError
+    dedup_window: float
+
+
+def prepare(
     *, source: str, raw: bytes, webhook_id: str | None, known_sites: set[str],
-    settings: Settings, recheck: Callable[[], set[str]] | None = None,
-) -> Reply:
-    """Store one delivery and what it says, or record why it was rejected. A site not in
-    ``known_sites`` is looked up once more with ``recheck`` (a fresher list) before that."""
-    digest = hashlib.sha256(raw).hexdigest()
+    settings: Settings,
+) -> Incoming:
+    """Parse a delivery (no I/O). A site not in ``known_sites`` parses to ``UnknownSite``:
+    the caller may ask for a fresher list and prepare it again."""
     try:
-        envelopes: list[AlertEnvelope] | ParseError = _envelopes(
+        parsed: list[AlertEnvelope] | ParseError = _envelopes(
             source, raw, known_sites, settings)
-    except UnknownSite as exc:
-        envelopes = exc
-        if recheck is not None:
-            try:
-                envelopes = _envelopes(source, raw, recheck(), settings)
-            except ParseError as again:
-                envelopes = again
     except ParseError as exc:
-        envelopes = exc
-    engine = engine_for(settings.ledger_url, settings.db_busy_timeout)
+        parsed = exc
+    return Incoming(source=source, raw=raw, webhook_id=webhook_id,
+                    digest=hashlib.sha256(raw).hexdigest(), parsed=parsed,
+                    dedup_window=settings.dedup_window_seconds)
+
+
+def write(conn: Connection, incoming: Incoming) -> Reply:
+    """Store one prepared delivery in the caller's transaction: the first answer again for a
+    delivery seen before, else the delivery and what it says, or its rejection."""
+    earlier = _earlier(conn, incoming.source, incoming.webhook_id, incoming.digest,
+                       incoming.dedup_window)
+    if earlier is not None:
+        return Reply(200, {**earlier, "duplicate_delivery": True})
+    if isinstance(incoming.parsed, ParseError):
+        return _reject(conn, incoming.source, incoming.raw, incoming.webhook_id,
+                       incoming.digest, incoming.parsed)
+    return _store(conn, incoming.source, incoming.raw, incoming.webhook_id, incoming.digest,
+                  incoming.parsed)
+
+
+def commit(engine: Engine, incoming: Incoming) -> Reply:
+    """:func:`write` in a transaction of its own, committed before it returns; a racing
+    writer that wins (a unique key taken first) makes it try again, up to three times."""
     for attempt in range(3):
         try:
             with _one_writer(engine), engine.begin() as conn:
-                earlier = _earlier(conn, source, webhook_id, digest,
-                                   settings.dedup_window_seconds)
-                if earlier is not None:
-                    return Reply(200, {**earlier, "duplicate_delivery": True})
-                if isinstance(envelopes, ParseError):
-                    return _reject(conn, source, raw, webhook_id, digest, envelopes)
-                return _store(conn, source, raw, webhook_id, digest, envelopes)
+                return write(conn, incoming)
         except IntegrityError:
             if attempt == 2:
                 raise  # a racing writer won three times: let the sender retry (503)
     raise AssertionError("unreachable")
+
+
+def accept(
+    *, source: str, raw: bytes, webhook_id: str | None, known_sites: set[str],
+    settings: Settings,
+) -> Reply:
+    """Store one delivery and what it says, or record why it was rejected."""
+    incoming = prepare(source=source, raw=raw, webhook_id=webhook_id,
+                       known_sites=known_sites, settings=settings)
+    return commit(engine_for(settings.ledger_url, settings.db_busy_timeout), incoming)
 
 
 _sqlite_writer = threading.Lock()

@@ -111,23 +111,3 @@ def test_a_byte_identical_delivery_gets_the_first_answer_and_writes_nothing(
     with ledger(settings) as session:
         assert len(session.exec(select(Delivery)).all()) == 1
         assert len(session.exec(select(TraceEvent)).all()) == 1
-
-
-def test_a_site_not_yet_known_is_looked_up_again_before_the_delivery_is_rejected(
-    settings: Settings,
-) -> None:
-    body = {"site": "new-site", "key": "k1", "title": "Seam"}
-    asked: list[bool] = []
-
-    def recheck() -> set[str]:
-        asked.append(True)
-        return {"new-site"}
-
-    assert deliver(settings, body, recheck=recheck).status == 202
-    assert asked == [True]
-    rejected = deliver(settings, {**body, "key": "k2"}, known_sites=set(),
-                       recheck=lambda: set())
-    assert rejected.status == 404
-    with ledger(settings) as session:
-        reasons = session.exec(select(Delivery.reason).where(Delivery.status == "rejected"))
-        assert [r for r in reasons if r and "unknown site 'new-site'" in r]
