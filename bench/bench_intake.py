@@ -17,10 +17,11 @@ because the machine is shared.
 - max: Debian's ``wrk`` (compiled, ``-t2``) with ``--connections`` connections for
   ``--max-seconds``, posting ``{"site", "key", "title"}`` with a distinct key per request
   (bench/intake_post.lua): 202 answers per second and wrk's latency;
-- steady: this harness's open-loop generator (httpx, asyncio) at ``--rate`` alerts/s for
+- steady: this harness's open-loop generator (``_harness.http_open_loop``: raw HTTP/1.1 on
+  asyncio streams, a few microseconds of client CPU per request) at ``--rate`` alerts/s for
   ``--steady-seconds``: latency counted from the planned send time, so a slow answer cannot
-  hold the next request back (no coordinated omission; wrk's own latency at a fixed rate would
-  have it).
+  hold the next request back (no coordinated omission; wrk has no fixed-rate mode, and wrk2 is
+  not in Debian).
 
 Beside the rates, the CPU seconds the serving process used per accepted alert at max (user +
 system of all its threads, from /proc/PID/stat before and after; PostgreSQL's work is in the
@@ -46,15 +47,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 from _harness import (
     PG_URL,
     Bench,
     bench,
-    client,
+    http_open_loop,
     machine,
     median,
-    open_loop,
     pg_database,
     postgres_available,
     sites_yaml,
@@ -91,18 +90,11 @@ def run_wrk(url: str, *, connections: int, seconds: float, prefix: str) -> dict[
     return result
 
 
-async def steady(http: httpx.AsyncClient, url: str, *, rate: float, seconds: float,
-                 prefix: str) -> tuple[int, int, list[float]]:
-    async def send(i: int) -> bool:
-        try:
-            answer = await http.post(url + "/v1/alerts", content=body(prefix, i),
-                                     headers={"content-type": "application/json"})
-        except httpx.HTTPError:
-            return False
-        return answer.status_code == 202
-
-    ok, failed, latencies, _lag = await open_loop(send, rate=rate, seconds=seconds)
-    return ok, failed, latencies
+async def steady(url: str, *, rate: float, seconds: float, prefix: str,
+                 ) -> tuple[int, int, list[float]]:
+    host, port = url.removeprefix("http://").split(":")
+    return await http_open_loop(host, int(port), "/v1/alerts", lambda i: body(prefix, i),
+                                rate=rate, seconds=seconds)
 
 
 async def measure(targets: dict[str, tuple[str, int]], args: argparse.Namespace,
@@ -110,34 +102,33 @@ async def measure(targets: dict[str, tuple[str, int]], args: argparse.Namespace,
     keys = ("rate", "cpu_ms", "p50", "p99", "not_accepted", "steady_lat", "steady_fail")
     results: dict[str, dict[str, list[Any]]] = {t: {k: [] for k in keys} for t in targets}
     run_id = secrets.token_hex(3)
-    async with client(64) as http:
-        for name, (url, _pid) in targets.items():  # warm: connections, caches, the sites
-            await asyncio.to_thread(run_wrk, url, connections=8, seconds=2,
-                                    prefix=f"{run_id}-warm-{name}")
-            await steady(http, url, rate=50, seconds=1, prefix=f"{run_id}-warm-s-{name}")
-        for round_no in range(args.repeats):
-            names = list(targets)
-            shift = round_no % len(names)
-            for name in names[shift:] + names[:shift]:
-                url, pid = targets[name]
-                before = cpu_seconds(pid)
-                got = await asyncio.to_thread(
-                    run_wrk, url, connections=args.connections, seconds=args.max_seconds,
-                    prefix=f"{run_id}-{round_no}-{name}")
-                used = cpu_seconds(pid) - before
-                r = results[name]
-                r["rate"].append(got["accepted"] / (got["duration_us"] / 1e6))
-                r["cpu_ms"].append(1000 * used / max(1, got["accepted"]))
-                r["p50"].append(got["p50_us"] / 1000)
-                r["p99"].append(got["p99_us"] / 1000)
-                r["not_accepted"].append(got["other_status"] + got["errors"])
-                await asyncio.sleep(1)
-                _ok, failed, lat = await steady(
-                    http, url, rate=args.rate, seconds=args.steady_seconds,
-                    prefix=f"{run_id}-{round_no}-steady-{name}")
-                r["steady_lat"].extend(lat)
-                r["steady_fail"].append(failed)
-                await asyncio.sleep(1)
+    for name, (url, _pid) in targets.items():  # warm: connections, caches, the sites
+        await asyncio.to_thread(run_wrk, url, connections=8, seconds=2,
+                                prefix=f"{run_id}-warm-{name}")
+        await steady(url, rate=50, seconds=1, prefix=f"{run_id}-warm-s-{name}")
+    for round_no in range(args.repeats):
+        names = list(targets)
+        shift = round_no % len(names)
+        for name in names[shift:] + names[:shift]:
+            url, pid = targets[name]
+            before = cpu_seconds(pid)
+            got = await asyncio.to_thread(
+                run_wrk, url, connections=args.connections, seconds=args.max_seconds,
+                prefix=f"{run_id}-{round_no}-{name}")
+            used = cpu_seconds(pid) - before
+            r = results[name]
+            r["rate"].append(got["accepted"] / (got["duration_us"] / 1e6))
+            r["cpu_ms"].append(1000 * used / max(1, got["accepted"]))
+            r["p50"].append(got["p50_us"] / 1000)
+            r["p99"].append(got["p99_us"] / 1000)
+            r["not_accepted"].append(got["other_status"] + got["errors"])
+            await asyncio.sleep(1)
+            _ok, failed, lat = await steady(
+                url, rate=args.rate, seconds=args.steady_seconds,
+                prefix=f"{run_id}-{round_no}-steady-{name}")
+            r["steady_lat"].extend(lat)
+            r["steady_fail"].append(failed)
+            await asyncio.sleep(1)
     return {name: {
         "max_alerts_per_s": median(r["rate"], 1),
         "max_alerts_per_s_rounds": [round(x, 1) for x in r["rate"]],
@@ -217,7 +208,7 @@ def main() -> None:
     info["load_1m_at_end"] = round(os.getloadavg()[0], 2)
     print(json.dumps({
         "benchmark": "intake", "machine": info, "load_generator": "wrk 4.1 -t2 (max), "
-        "harness open loop (steady)",
+        "_harness.http_open_loop (steady)",
         "config": {k: getattr(args, k) for k in ("connections", "max_seconds", "rate",
                                                   "steady_seconds", "repeats")},
         "postgres": use_pg, "targets": out, "reading": reading(out, args.rate),

@@ -24,9 +24,9 @@ committed in its own transaction on a worker thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
-from concurrent.futures import Future
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
@@ -36,7 +36,8 @@ from axtrace.intake.service import Incoming, Reply, commit, write
 MAX_BATCH = 64
 """Deliveries in one transaction at most (a batch is what queued while the last one ran)."""
 
-_Job = tuple[Incoming, "Future[Reply]"]
+Outcome = Reply | BaseException
+_Job = tuple[Incoming, "asyncio.Future[Reply]", asyncio.AbstractEventLoop]
 
 
 class Writer:
@@ -52,19 +53,16 @@ class Writer:
     async def write(self, incoming: Incoming) -> Reply:
         if not self.grouped:
             return await asyncio.to_thread(commit, self.engine, incoming)
-        return await asyncio.wrap_future(self.submit(incoming))
-
-    def submit(self, incoming: Incoming) -> Future[Reply]:
-        """Queue ``incoming`` for the writer thread; the future holds its reply."""
-        done: Future[Reply] = Future()
-        self._jobs.put((incoming, done))
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Reply] = loop.create_future()
+        self._jobs.put((incoming, answer, loop))
         if self._thread is None:
             with self._starting:
                 if self._thread is None:
                     self._thread = threading.Thread(
                         target=self._run, name="axtrace-intake-writer", daemon=True)
                     self._thread.start()
-        return done
+        return await answer
 
     def _run(self) -> None:
         while True:
@@ -75,29 +73,41 @@ class Writer:
                 except queue.Empty:
                     break
             try:
-                self._write(batch)
+                outcomes = self._write([incoming for incoming, _answer, _loop in batch])
             except BaseException as exc:  # never leave a sender waiting, never stop the thread
-                for _incoming, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
+                outcomes = [exc] * len(batch)
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Reply],
+                                                                Outcome]]] = {}
+            for (_incoming, answer, loop), outcome in zip(batch, outcomes, strict=True):
+                by_loop.setdefault(loop, []).append((answer, outcome))
+            for loop, settled in by_loop.items():  # one wake-up of each loop per batch
+                # a closed loop (RuntimeError) has no one waiting any more
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(_settle, settled)
 
-    def _write(self, batch: list[_Job]) -> None:
+    def _write(self, batch: list[Incoming]) -> list[Outcome]:
         try:
             with self.engine.begin() as conn:
-                replies = [write(conn, incoming) for incoming, _done in batch]
+                return [write(conn, incoming) for incoming in batch]
         except IntegrityError:
-            if len(batch) == 1:
-                batch[0][1].set_result(commit(self.engine, batch[0][0]))
-                return
-            for incoming, done in batch:  # a racing writer elsewhere: each alone, with retries
-                try:
-                    done.set_result(commit(self.engine, incoming))
-                except Exception as exc:
-                    done.set_exception(exc)
-            return
-        except Exception as exc:
-            for _incoming, done in batch:
-                done.set_exception(exc)
-            return
-        for (_incoming, done), reply in zip(batch, replies, strict=True):
-            done.set_result(reply)
+            # a racing writer elsewhere took a unique key: each alone, with retries
+            return [_alone(self.engine, incoming) for incoming in batch]
+        except Exception as exc:  # the ledger is locked or away: every sender gets 503
+            return [exc] * len(batch)
+
+
+def _alone(engine: Engine, incoming: Incoming) -> Outcome:
+    try:
+        return commit(engine, incoming)
+    except Exception as exc:
+        return exc
+
+
+def _settle(settled: list[tuple[asyncio.Future[Reply], Outcome]]) -> None:
+    for answer, outcome in settled:
+        if answer.done():  # the request was cancelled (its client went away)
+            continue
+        if isinstance(outcome, BaseException):
+            answer.set_exception(outcome)
+        else:
+            answer.set_result(outcome)
