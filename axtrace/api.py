@@ -29,7 +29,7 @@ from axtrace.intake.service import Incoming, Reply, UnknownSite, prepare
 from axtrace.intake.signatures import SignatureError
 from axtrace.intake.writer import Writer
 from axtrace.ledger import repo
-from axtrace.ledger.db import engine_for, make_engine
+from axtrace.ledger.db import engine_for
 from axtrace.ledger.models import (
     Alert,
     AlertPublic,
@@ -275,11 +275,8 @@ def _writer(app: FastAPI) -> Writer:
     writer: Writer | None = getattr(app.state, "writer", None)
     if writer is None:
         settings = get_settings()
-        engine = engine_for(settings.ledger_url, settings.db_busy_timeout)
-        fast = make_engine(settings.ledger_url, busy_timeout=0) if (
-            engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:")
-        ) else None
-        writer = app.state.writer = Writer(engine, fast=fast)
+        writer = app.state.writer = Writer(engine_for(settings.ledger_url,
+                                                      settings.db_busy_timeout))
     return writer
 
 

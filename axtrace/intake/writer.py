@@ -1,17 +1,10 @@
 """Writing prepared deliveries to the ledger: group commit on SQLite, a thread each elsewhere.
 
-SQLite has one write lock per database, so the intake's writes queue for it anyway. What
-queued during one turn of the event loop (up to ``MAX_BATCH`` deliveries) is written in
-**one** transaction and committed once; only then is any of them answered. Consecutive
+SQLite has one write lock per database, so the intake's writes queue for it anyway. One
+writer thread per process takes what has queued (up to ``MAX_BATCH`` deliveries), writes it in
+**one** transaction and commits once; only then is any of them answered. Consecutive
 deliveries touch the same index pages, so one commit writes far fewer WAL pages than one per
-delivery.
-
-That transaction runs on the event loop itself, with a busy timeout of zero (``fast``): a
-free write lock is taken at once, and SQLite in WAL mode with ``synchronous=NORMAL`` does not
-wait for the disk at commit, so it holds the loop well under a millisecond per delivery and
-costs no hand-over between threads. When the lock is held elsewhere (another process, a
-checkpoint) the batch is rolled back and handed to the writer thread, which waits for the
-lock as every ledger writer does (``db_busy_timeout``) without holding up the loop.
+delivery, and no thread sleeps in SQLite's busy handler waiting for another of this process.
 
 Nothing changes for the sender:
 
@@ -50,52 +43,26 @@ _Job = tuple[Incoming, "asyncio.Future[Reply]", asyncio.AbstractEventLoop]
 class Writer:
     """Commits prepared deliveries; ``await writer.write(incoming)`` answers once durable."""
 
-    def __init__(self, engine: Engine, *, fast: Engine | None = None) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.fast = fast
         self.grouped = engine.dialect.name == "sqlite"
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._starting = threading.Lock()
-        self._pending: list[_Job] = []
 
     async def write(self, incoming: Incoming) -> Reply:
         if not self.grouped:
             return await asyncio.to_thread(commit, self.engine, incoming)
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[Reply] = loop.create_future()
-        if self.fast is not None:
-            if not self._pending:
-                loop.call_soon(self._on_loop)
-            self._pending.append((incoming, answer, loop))
-        else:
-            self._to_thread([(incoming, answer, loop)])
-        return await answer
-
-    def _on_loop(self) -> None:
-        """Write what queued in this turn of the loop, on the loop, if the lock is free now."""
-        batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-        if self._pending:
-            batch[0][2].call_soon(self._on_loop)
-        assert self.fast is not None
-        try:
-            with self.fast.begin() as conn:
-                replies = [write(conn, incoming) for incoming, _answer, _loop in batch]
-        except Exception:  # locked elsewhere, a racing unique key, the ledger away: the
-            self._to_thread(batch)  # writer thread waits, retries or fails it (503)
-            return
-        _settle([(answer, reply) for (_incoming, answer, _loop), reply
-                 in zip(batch, replies, strict=True)])
-
-    def _to_thread(self, jobs: list[_Job]) -> None:
-        for job in jobs:
-            self._jobs.put(job)
+        self._jobs.put((incoming, answer, loop))
         if self._thread is None:
             with self._starting:
                 if self._thread is None:
                     self._thread = threading.Thread(
                         target=self._run, name="axtrace-intake-writer", daemon=True)
                     self._thread.start()
+        return await answer
 
     def _run(self) -> None:
         while True:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
@@ -43,32 +43,21 @@ async def write_all(writer: Writer, items: list[Incoming]) -> list[Any]:
     return await asyncio.gather(*(writer.write(i) for i in items), return_exceptions=True)
 
 
-@pytest.fixture(params=["on the loop", "on the writer thread"])
-def writer_for(request: pytest.FixtureRequest) -> Any:
-    """A Writer for an engine: committing on the event loop when the lock is free (as the
-    intake does), or always on its thread (the path a busy lock takes)."""
-
-    def make(engine: Engine) -> Writer:
-        if request.param == "on the loop":
-            return Writer(engine, fast=make_engine(str(engine.url), busy_timeout=0))
-        return Writer(engine)
-
-    return make
-
-
 def test_deliveries_that_queue_together_are_committed_together_and_all_accepted(
-    settings: Settings, writer_for: Any,
+    settings: Settings,
 ) -> None:
     engine = engine_for(settings.ledger_url, settings.db_busy_timeout)
-    writer = writer_for(engine)
     commits: list[object] = []
 
     def on_commit(conn: object) -> None:
         commits.append(conn)
 
-    for either in {engine, writer.fast or engine}:
-        event.listen(either, "commit", on_commit)
-    replies = asyncio.run(write_all(writer, [incoming(settings, f"k{i}") for i in range(50)]))
+    event.listen(engine, "commit", on_commit)
+    try:
+        replies = asyncio.run(write_all(Writer(engine), [
+            incoming(settings, f"k{i}") for i in range(50)]))
+    finally:
+        event.remove(engine, "commit", on_commit)
     assert [r.status for r in replies] == [202] * 50
     assert len(commits) < 50, "queued deliveries share a commit"
     with Session(engine) as session:
@@ -80,11 +69,11 @@ def test_deliveries_that_queue_together_are_committed_together_and_all_accepted(
 
 
 def test_the_same_delivery_twice_in_one_batch_is_one_occurrence_answered_twice(
-    settings: Settings, writer_for: Any,
+    settings: Settings,
 ) -> None:
     engine = engine_for(settings.ledger_url, settings.db_busy_timeout)
     same = incoming(settings, "twice")
-    first, again = asyncio.run(write_all(writer_for(engine), [same, same]))
+    first, again = asyncio.run(write_all(Writer(engine), [same, same]))
     assert (first.status, again.status) == (202, 200)
     assert again.body == {**first.body, "duplicate_delivery": True}
     with Session(engine) as session:
@@ -93,14 +82,14 @@ def test_the_same_delivery_twice_in_one_batch_is_one_occurrence_answered_twice(
 
 
 def test_a_locked_ledger_fails_every_delivery_of_the_batch_and_stores_none(
-    settings: Settings, writer_for: Any,
+    settings: Settings,
 ) -> None:
     engine = make_engine(settings.ledger_url, busy_timeout=0.2)
     blocker = sqlite3.connect(settings.ledger_url.removeprefix("sqlite:///"),
                               isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     try:
-        outcomes = asyncio.run(write_all(writer_for(engine), [
+        outcomes = asyncio.run(write_all(Writer(engine), [
             incoming(settings, f"locked-{i}") for i in range(5)]))
     finally:
         blocker.execute("ROLLBACK")
@@ -108,5 +97,5 @@ def test_a_locked_ledger_fails_every_delivery_of_the_batch_and_stores_none(
     assert all(isinstance(o, OperationalError) for o in outcomes), outcomes
     with Session(engine) as session:
         assert session.exec(select(Alert)).all() == []
-    retried = asyncio.run(write_all(writer_for(engine), [incoming(settings, "locked-0")]))
+    retried = asyncio.run(write_all(Writer(engine), [incoming(settings, "locked-0")]))
     assert retried[0].status == 202, "the sender's retry is accepted"
