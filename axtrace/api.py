@@ -21,13 +21,15 @@ from sqlmodel import Session
 
 from axtrace import actions, tokens
 from axtrace.errors import AxTraceError, Forbidden, InvalidInput, Unavailable
-from axtrace.events import emit_step
-from axtrace.intake.auth import authenticate
+from axtrace.events import StepEvents
+from axtrace.intake.auth import authenticate, needs_io
 from axtrace.intake.docs import INTAKE_RESPONSES, intake_docs, intake_openapi
 from axtrace.intake.registry import SOURCES
-from axtrace.intake.service import Reply, accept
+from axtrace.intake.service import Incoming, Reply, UnknownSite, prepare
 from axtrace.intake.signatures import SignatureError
+from axtrace.intake.writer import Writer
 from axtrace.ledger import repo
+from axtrace.ledger.db import engine_for
 from axtrace.ledger.models import (
     Alert,
     AlertPublic,
@@ -37,9 +39,10 @@ from axtrace.ledger.models import (
     TraceEntry,
 )
 from axtrace.ledger.session import ledger_session
-from axtrace.settings import get_settings
+from axtrace.settings import Settings, get_settings
 
 SITE_CACHE_SECONDS = 10.0
+UNKNOWN_SITE_RECHECK_SECONDS = 1.0
 AlertId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The alert's id.")]
 
 
@@ -62,8 +65,13 @@ class ResolveBody(AckBody):
 
 
 class SiteCache:
-    """Sites that have a deployment of respond-to-alert, asked of Prefect at most every 10 s
-    (or a fixed list from ``AXTRACE_KNOWN_SITES``); while Prefect is away the last answer
+    """Sites that have a deployment of respond-to-alert (or a fixed list from
+    ``AXTRACE_KNOWN_SITES``), asked of Prefect off the request path.
+
+    The first request waits for the first answer. After that a request never waits: an answer
+    older than 10 s is refreshed in the background while requests use it. A delivery naming a
+    site the cache does not know asks Prefect again (at most once a second) before it is
+    rejected, so a site just applied is accepted at once. While Prefect is away the last answer
     stands."""
 
     def __init__(self) -> None:
@@ -72,17 +80,27 @@ class SiteCache:
         self.sites: set[str] | None = None
         self.fetched = 0.0
         self.refreshing = asyncio.Lock()
+        self.background: asyncio.Task[set[str]] | None = None
 
-    def fresh(self) -> bool:
-        return self.sites is not None and time.monotonic() - self.fetched < SITE_CACHE_SECONDS
+    def fresh(self, max_age: float = SITE_CACHE_SECONDS) -> bool:
+        return self.sites is not None and time.monotonic() - self.fetched < max_age
 
     async def known(self) -> set[str]:
         if self.fixed is not None:
             return self.fixed
-        if self.fresh():
-            return self.sites or set()
+        if self.sites is None:
+            return await self.refreshed(max_age=SITE_CACHE_SECONDS)
+        if not self.fresh() and (self.background is None or self.background.done()):
+            # raises only before a first answer, and there is one: nothing to lose
+            self.background = asyncio.create_task(self.refreshed(max_age=SITE_CACHE_SECONDS))
+        return self.sites
+
+    async def refreshed(self, *, max_age: float = UNKNOWN_SITE_RECHECK_SECONDS) -> set[str]:
+        """The sites, asked of Prefect now unless the answer is younger than ``max_age``."""
+        if self.fixed is not None:
+            return self.fixed
         async with self.refreshing:  # one refresh at a time; the others wait and reuse it
-            if self.fresh():
+            if self.fresh(max_age):
                 return self.sites or set()
             try:
                 self.sites = await _deployed_sites()
@@ -136,12 +154,14 @@ def create_app(*, background: bool = True) -> FastAPI:
                 asyncio.create_task(run_sweeper(stop, interval=settings.sweep_seconds)),
             ]
         yield
+        app.state.events.flush()
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
 
     app = FastAPI(title="AxTrace", version="0.1.0", lifespan=lifespan,
                   description="Alert intake and response actions of AxTrace.")
     app.state.sites = SiteCache()
+    app.state.events = StepEvents()
     from axtrace.reports.api import router as report_router
 
     app.include_router(report_router)
@@ -207,17 +227,29 @@ def create_app(*, background: bool = True) -> FastAPI:
     return app
 
 
+INLINE_PARSE_BYTES = 64 * 1024
+"""Bodies up to this size are parsed on the event loop (well under a millisecond); larger
+ones on a worker thread, so a 1 MiB body does not hold up every other request."""
+
+
 def _intake_route(source: str) -> Any:
     async def deliver(request: Request) -> JSONResponse:
         settings = get_settings()
         raw = await read_body(request, settings.max_body_bytes)
-        webhook_id = await asyncio.to_thread(authenticate, source, request.headers, raw,
-                                             settings)
-        sites = await request.app.state.sites.known()
-        reply = await asyncio.to_thread(accept, source=source, raw=raw, webhook_id=webhook_id,
-                                        known_sites=sites, settings=settings)
+        if needs_io(source, settings):  # a secret kept in a Prefect block: may ask Prefect
+            webhook_id = await asyncio.to_thread(authenticate, source, request.headers, raw,
+                                                 settings)
+        else:  # a few microseconds of hashing: not worth a thread
+            webhook_id = authenticate(source, request.headers, raw, settings)
+        cache: SiteCache = request.app.state.sites
+        incoming = await _prepared(source, raw, webhook_id, await cache.known(), settings)
+        if isinstance(incoming.parsed, UnknownSite):  # a site applied a moment ago?
+            incoming = await _prepared(source, raw, webhook_id, await cache.refreshed(),
+                                       settings)
+        reply = await _writer(request.app).write(incoming)
+        events: StepEvents = request.app.state.events
         for alert in reply.created:
-            emit_step(Step.RECEIVED.value, alert, {"source": source}, f"intake:{source}")
+            events.add(Step.RECEIVED.value, alert, {"source": source}, f"intake:{source}")
         if source == "pagerduty":
             return pagerduty_reply(reply)
         if reply.status >= 400:
@@ -226,6 +258,26 @@ def _intake_route(source: str) -> Any:
 
     deliver.__name__ = f"deliver_{source.replace('-', '_')}"
     return deliver
+
+
+async def _prepared(
+    source: str, raw: bytes, webhook_id: str | None, sites: set[str], settings: Settings,
+) -> Incoming:
+    if len(raw) <= INLINE_PARSE_BYTES:
+        return prepare(source=source, raw=raw, webhook_id=webhook_id, known_sites=sites,
+                       settings=settings)
+    return await asyncio.to_thread(prepare, source=source, raw=raw, webhook_id=webhook_id,
+                                   known_sites=sites, settings=settings)
+
+
+def _writer(app: FastAPI) -> Writer:
+    """The app's ledger writer (made on first use: the ledger URL is read then)."""
+    writer: Writer | None = getattr(app.state, "writer", None)
+    if writer is None:
+        settings = get_settings()
+        writer = app.state.writer = Writer(engine_for(settings.ledger_url,
+                                                      settings.db_busy_timeout))
+    return writer
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -43,6 +43,23 @@ def reveal(secret: SecretStr) -> str:
     return loaded
 
 
+def needs_io(source: str, settings: Settings) -> bool:
+    """Does checking ``source``'s credentials read a Prefect Secret block (not yet cached)?
+    Without one, :func:`authenticate` only hashes and compares: cheap enough to run inline."""
+    config = settings.source(source)
+    secrets = [*config.signing_secrets, config.grafana_secret, config.token,
+               settings.intake_token]
+    return any(s is not None and _uncached_block(s) for s in secrets)
+
+
+def _uncached_block(secret: SecretStr) -> bool:
+    value = secret.get_secret_value()
+    if not value.startswith("block:"):
+        return False
+    cached = _secret_cache.get(value.removeprefix("block:"))
+    return not (cached and time.monotonic() - cached[0] < _SECRET_TTL)
+
+
 def authenticate(
     source: str, headers: Mapping[str, str], body: bytes, settings: Settings,
 ) -> str | None:

@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Connection, Engine, Row, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
 
 from axtrace.intake.envelope import AlertEnvelope, ParseError, SourceConfig
 from axtrace.intake.registry import parse
 from axtrace.intake.sources.pagerduty import routing_key_hash
 from axtrace.ledger import repo
+from axtrace.ledger.db import engine_for
 from axtrace.ledger.models import (
     Alert,
     AlertCreate,
@@ -29,11 +33,53 @@ from axtrace.ledger.models import (
     SourceResolution,
     utcnow,
 )
-from axtrace.ledger.session import ledger_session
 from axtrace.settings import Settings
+
+ALERT = Alert.__table__  # type: ignore[attr-defined]
+DELIVERY = Delivery.__table__  # type: ignore[attr-defined]
+OUTBOX = OutboxItem.__table__  # type: ignore[attr-defined]
+RESOLUTION = SourceResolution.__table__  # type: ignore[attr-defined]
+
+# The hot path's statements, built once: SQLAlchemy then finds each compiled form by a cache
+# key it computed once, instead of building and keying a new statement per delivery.
+_BY_WEBHOOK_ID = select(DELIVERY.c.id, DELIVERY.c.result).where(
+    DELIVERY.c.source == bindparam("src"), DELIVERY.c.webhook_id == bindparam("wid"),
+    DELIVERY.c.status == "accepted").limit(1)
+_BY_BODY = select(DELIVERY.c.id, DELIVERY.c.result).where(
+    DELIVERY.c.source == bindparam("src"), DELIVERY.c.body_sha256 == bindparam("digest"),
+    DELIVERY.c.status == "accepted", DELIVERY.c.received_at >= bindparam("since"),
+).order_by(DELIVERY.c.id.desc()).limit(1)
+_NEW_DELIVERY = insert(DELIVERY)
+_NEW_DELIVERY_ID = insert(DELIVERY).returning(DELIVERY.c.id)
+_OPEN = select(ALERT.c.id, ALERT.c.site, ALERT.c.source_resolved_at)
+_OPEN_BY_KEY = _OPEN.where(ALERT.c.open_key == bindparam("open_key")).limit(1)
+_OPEN_BY_SOURCE_KEY = _OPEN.where(
+    ALERT.c.source == bindparam("src"), ALERT.c.key == bindparam("key"),
+    ALERT.c.open_key.is_not(None)).limit(1)
+# counted by the database (SET repeat_count = repeat_count + 1): two replicas or threads
+# counting the same alert at once must not lose one
+_COUNT_REPEAT = update(ALERT).where(ALERT.c.id == bindparam("alert")).values(
+    repeat_count=ALERT.c.repeat_count + 1).returning(ALERT.c.repeat_count)
+_EARLY = select(RESOLUTION.c.id, RESOLUTION.c.received_at).where(
+    RESOLUTION.c.open_key.in_([bindparam("key"), bindparam("any_site")]),
+    RESOLUTION.c.received_at >= bindparam("since"),
+).order_by((RESOLUTION.c.open_key == bindparam("key")).desc(), RESOLUTION.c.id.desc()).limit(1)
+_EARLY_STARTING = _EARLY.where(RESOLUTION.c.starts_at.is_(None) | (
+    RESOLUTION.c.starts_at == bindparam("starts_at")))
+_DROP_RESOLUTION = delete(RESOLUTION).where(RESOLUTION.c.id == bindparam("resolution"))
 
 EARLY_RESOLVE_WINDOW = timedelta(hours=1)
 """How long a resolve that came before its firing waits for that firing."""
+
+
+@dataclass(frozen=True)
+class Received:
+    """An occurrence this delivery opened: what its ``received`` event names."""
+
+    id: int
+    site: str
+    severity: str
+    flow_run_id: str | None = None
 
 
 @dataclass
@@ -42,7 +88,7 @@ class Reply:
 
     status: int
     body: dict[str, Any]
-    created: list[Alert] = field(default_factory=list)
+    created: list[Received] = field(default_factory=list)
     field: str | None = None
 
 
@@ -50,40 +96,106 @@ class UnknownSite(ParseError):
     status_code = 404
 
 
-def accept(
+@dataclass(frozen=True)
+class Incoming:
+    """One delivery, authenticated and parsed, ready to be written: its envelopes, or the
+    ``ParseError`` that will be recorded as its rejection."""
+
+    source: str
+    raw: bytes
+    webhook_id: str | None
+    digest: str
+    parsed: list[AlertEnvelope] | ParseError
+    dedup_window: float
+
+
+def prepare(
     *, source: str, raw: bytes, webhook_id: str | None, known_sites: set[str],
     settings: Settings,
-) -> Reply:
-    """Store one delivery and what it says, or record why it was rejected."""
-    digest = hashlib.sha256(raw).hexdigest()
+) -> Incoming:
+    """Parse a delivery (no I/O). A site not in ``known_sites`` parses to ``UnknownSite``:
+    the caller may ask for a fresher list and prepare it again."""
+    try:
+        parsed: list[AlertEnvelope] | ParseError = _envelopes(
+            source, raw, known_sites, settings)
+    except ParseError as exc:
+        parsed = exc
+    return Incoming(source=source, raw=raw, webhook_id=webhook_id,
+                    digest=hashlib.sha256(raw).hexdigest(), parsed=parsed,
+                    dedup_window=settings.dedup_window_seconds)
+
+
+def write(conn: Connection, incoming: Incoming) -> Reply:
+    """Store one prepared delivery in the caller's transaction: the first answer again for a
+    delivery seen before, else the delivery and what it says, or its rejection."""
+    earlier = _earlier(conn, incoming.source, incoming.webhook_id, incoming.digest,
+                       incoming.dedup_window)
+    if earlier is not None:
+        return Reply(200, {**earlier, "duplicate_delivery": True})
+    if isinstance(incoming.parsed, ParseError):
+        return _reject(conn, incoming.source, incoming.raw, incoming.webhook_id,
+                       incoming.digest, incoming.parsed)
+    return _store(conn, incoming.source, incoming.raw, incoming.webhook_id, incoming.digest,
+                  incoming.parsed)
+
+
+def commit(engine: Engine, incoming: Incoming) -> Reply:
+    """:func:`write` in a transaction of its own, committed before it returns; a racing
+    writer that wins (a unique key taken first) makes it try again, up to three times."""
     for attempt in range(3):
-        earlier = _earlier(source, webhook_id, digest, settings.dedup_window_seconds)
-        if earlier is not None:
-            return Reply(200, {**earlier.result, "duplicate_delivery": True})
         try:
-            envelopes = _envelopes(source, raw, known_sites, settings)
-        except ParseError as exc:
-            return _reject(source, raw, webhook_id, digest, exc)
-        try:
-            return _store(source, raw, webhook_id, digest, envelopes)
+            with _one_writer(engine), engine.begin() as conn:
+                return write(conn, incoming)
         except IntegrityError:
             if attempt == 2:
                 raise  # a racing writer won three times: let the sender retry (503)
     raise AssertionError("unreachable")
 
 
-def _earlier(source: str, webhook_id: str | None, digest: str, window: float) -> Delivery | None:
+def accept(
+    *, source: str, raw: bytes, webhook_id: str | None, known_sites: set[str],
+    settings: Settings,
+) -> Reply:
+    """Store one delivery and what it says, or record why it was rejected."""
+    incoming = prepare(source=source, raw=raw, webhook_id=webhook_id,
+                       known_sites=known_sites, settings=settings)
+    return commit(engine_for(settings.ledger_url, settings.db_busy_timeout), incoming)
+
+
+_sqlite_writer = threading.Lock()
+
+
+@contextmanager
+def _one_writer(engine: Engine) -> Iterator[None]:
+    """On SQLite, one delivery of this process at a time: SQLite has one write lock, and
+    threads that wait for it in its busy handler sleep up to 100 ms between tries; a lock
+    handed over in the process costs microseconds. Other processes still wait in the busy
+    handler (``db_busy_timeout``), and a lock held elsewhere past it is a 503."""
+    if engine.dialect.name != "sqlite":
+        yield
+        return
+    with _sqlite_writer:
+        yield
+
+
+def _earlier(
+    conn: Connection, source: str, webhook_id: str | None, digest: str, window: float,
+) -> dict[str, Any] | None:
+    """The answer given to the same delivery before (its ``webhook-id``, or a byte-identical
+    body within ``window`` seconds), or None."""
+    if webhook_id:
+        found = conn.execute(_BY_WEBHOOK_ID, {"src": source, "wid": webhook_id}).first()
+        if found is not None:
+            return _answer(found.id, found.result)
     since = utcnow() - timedelta(seconds=window)
-    with ledger_session() as session:
-        if webhook_id:
-            found = session.exec(select(Delivery).where(
-                Delivery.source == source, Delivery.webhook_id == webhook_id)).first()
-            if found is not None and found.status == "accepted":
-                return found
-        return session.exec(select(Delivery).where(
-            Delivery.source == source, Delivery.body_sha256 == digest,
-            Delivery.status == "accepted", col(Delivery.received_at) >= since,
-        ).order_by(col(Delivery.id).desc()).limit(1)).first()
+    found = conn.execute(_BY_BODY, {"src": source, "digest": digest, "since": since}).first()
+    return _answer(found.id, found.result) if found is not None else None
+
+
+def _answer(delivery_id: int, result: dict[str, Any]) -> dict[str, Any]:
+    """The stored answer of an accepted delivery; its own id is the row's (rows written
+    before the id was left out of ``result`` hold it there too, with the same value)."""
+    return {**result, "delivery": delivery_id}
 
 
 def _envelopes(
@@ -137,42 +249,35 @@ def stored_body(source: str, raw: bytes) -> str:
 
 
 def _reject(
-    source: str, raw: bytes, webhook_id: str | None, digest: str, exc: ParseError,
+    conn: Connection, source: str, raw: bytes, webhook_id: str | None, digest: str,
+    exc: ParseError,
 ) -> Reply:
     status = 404 if isinstance(exc, UnknownSite) else (400 if exc.field == "body" else 422)
-    with ledger_session() as session:
-        session.add(Delivery(
-            source=source, received_at=utcnow(), webhook_id=None, body_sha256=digest,
-            body=stored_body(source, raw), status="rejected", http_status=status,
-            reason=exc.message[:2000], field=(exc.field or "")[:300],
-            result={"rejected_webhook_id": webhook_id} if webhook_id else {},
-        ))
-        session.commit()
+    conn.execute(_NEW_DELIVERY, dict(
+        source=source, received_at=utcnow(), webhook_id=None, body_sha256=digest,
+        body=stored_body(source, raw), status="rejected", http_status=status,
+        reason=exc.message[:2000], field=(exc.field or "")[:300],
+        result={"rejected_webhook_id": webhook_id} if webhook_id else {},
+    ))
     return Reply(status, {"error": exc.message}, field=exc.field)
 
 
 def _store(
-    source: str, raw: bytes, webhook_id: str | None, digest: str,
+    conn: Connection, source: str, raw: bytes, webhook_id: str | None, digest: str,
     envelopes: list[AlertEnvelope],
 ) -> Reply:
     now = utcnow()
-    with ledger_session() as session:
-        results = [_apply(session, envelope, now) for envelope in envelopes]
-        body: dict[str, Any] = {
-            "id": next((r["id"] for r in results if r.get("id")), None),
-            "alerts": [{k: v for k, v in r.items() if k != "alert"} for r in results],
-        }
-        delivery = Delivery(
-            source=source, received_at=now, webhook_id=webhook_id, body_sha256=digest,
-            body=stored_body(source, raw), status="accepted", http_status=202,
-            result=body,
-        )
-        session.add(delivery)
-        session.flush()
-        body["delivery"] = delivery.id
-        delivery.result = dict(body)
-        session.add(delivery)
-        session.commit()
+    results = [_apply(conn, envelope, now) for envelope in envelopes]
+    body: dict[str, Any] = {
+        "id": next((r["id"] for r in results if r.get("id")), None),
+        "alerts": [{k: v for k, v in r.items() if k != "alert"} for r in results],
+    }
+    delivery_id = conn.execute(_NEW_DELIVERY_ID, dict(
+        source=source, received_at=now, webhook_id=webhook_id, body_sha256=digest,
+        body=stored_body(source, raw), status="accepted", http_status=202, reason=None,
+        field=None, result=body,  # the answer; its own id is the row's, added when read back
+    )).scalar_one()
+    body["delivery"] = delivery_id
     created = [r["alert"] for r in results if r["status"] == "new"]
     return Reply(202, body, created=created)
 
@@ -180,92 +285,86 @@ def _store(
 ANY_SITE = "*"
 
 
-def _apply(session: Session, envelope: AlertEnvelope, now: datetime) -> dict[str, Any]:
+def _apply(conn: Connection, envelope: AlertEnvelope, now: datetime) -> dict[str, Any]:
     key = repo.open_key(site=envelope.site or ANY_SITE, source=envelope.source,
                         key=envelope.key)
     if envelope.site is None:
-        current = session.exec(select(Alert).where(
-            Alert.source == envelope.source, Alert.key == envelope.key,
-            col(Alert.open_key).is_not(None))).first()
+        current = conn.execute(_OPEN_BY_SOURCE_KEY,
+                               {"src": envelope.source, "key": envelope.key}).first()
     else:
-        current = session.exec(select(Alert).where(Alert.open_key == key)).first()
+        current = conn.execute(_OPEN_BY_KEY, {"open_key": key}).first()
     if envelope.action == "fire":
-        return _fire(session, envelope, current, key, now)
+        return _fire(conn, envelope, current, key, now)
     if envelope.action == "resolve":
-        return _resolve(session, envelope, current, key, now)
+        return _resolve(conn, envelope, current, key, now)
     return {"id": current.id if current else None, "site": envelope.site, "key": envelope.key,
             "status": "ignored", "reason": "acknowledgements come from responders"}
 
 
 def _fire(
-    session: Session, envelope: AlertEnvelope, current: Alert | None, key: str, now: datetime,
+    conn: Connection, envelope: AlertEnvelope, current: Row[Any] | None, key: str,
+    now: datetime,
 ) -> dict[str, Any]:
     assert envelope.site is not None
     if current is not None:
-        # counted by the database (SET repeat_count = repeat_count + 1): two replicas or
-        # threads counting the same alert at once must not lose one
-        current.repeat_count = Alert.repeat_count + 1
-        session.add(current)
-        session.flush()
-        session.refresh(current, ["repeat_count"])
+        count = conn.execute(_COUNT_REPEAT, {"alert": current.id}).scalar_one()
         return {"id": current.id, "site": current.site, "key": envelope.key,
-                "status": "repeat", "repeat_count": current.repeat_count}
-    early = _early_resolution(session, key, envelope.starts_at) or _early_resolution(
-        session, repo.open_key(site=ANY_SITE, source=envelope.source, key=envelope.key),
-        envelope.starts_at)
-    alert = repo.create_alert(session=session, actor=f"intake:{envelope.source}", at=now,
-                              alert=_create(envelope))
+                "status": "repeat", "repeat_count": count}
+    early = _early_resolution(conn, key, envelope)
     if early is not None:
-        alert.source_resolved_at = early.received_at
-        session.delete(early)
-        session.add(alert)
-    return {"id": alert.id, "site": alert.site, "key": envelope.key, "status": "new",
-            "alert": alert}
+        conn.execute(_DROP_RESOLUTION, {"resolution": early.id})
+    alert_id = repo.insert_alert(
+        conn=conn, alert=_create(envelope), actor=f"intake:{envelope.source}", at=now,
+        source_resolved_at=early.received_at if early is not None else None)
+    return {"id": alert_id, "site": envelope.site, "key": envelope.key, "status": "new",
+            "alert": Received(id=alert_id, site=envelope.site, severity=envelope.severity)}
 
 
 def _resolve(
-    session: Session, envelope: AlertEnvelope, current: Alert | None, key: str, now: datetime,
+    conn: Connection, envelope: AlertEnvelope, current: Row[Any] | None, key: str,
+    now: datetime,
 ) -> dict[str, Any]:
     base = {"site": envelope.site, "key": envelope.key}
     if current is None:
-        if _seen_before(session, envelope):
+        if _seen_before(conn, envelope):
             return {**base, "id": None, "status": "ignored", "reason": "occurrence already closed"}
-        session.add(SourceResolution(open_key=key, starts_at=envelope.starts_at, received_at=now))
+        conn.execute(insert(RESOLUTION).values(open_key=key, starts_at=envelope.starts_at,
+                                               received_at=now))
         return {**base, "id": None, "status": "ignored",
                 "reason": "no such occurrence yet (kept in case its firing arrives late)"}
     if current.source_resolved_at is None:
-        current.source_resolved_at = now
-        session.add(current)
-        session.add(OutboxItem(alert_id=current.id or 0, topic="wake", created_at=now,
-                               due_at=now))
+        conn.execute(update(ALERT).where(ALERT.c.id == current.id)
+                     .values(source_resolved_at=now))
+        conn.execute(insert(OUTBOX).values(alert_id=current.id, topic="wake", created_at=now,
+                                           due_at=now))
     return {**base, "id": current.id, "status": "resolving"}
 
 
-def _seen_before(session: Session, envelope: AlertEnvelope) -> bool:
+def _seen_before(conn: Connection, envelope: AlertEnvelope) -> bool:
     """Is there a closed occurrence this resolve belongs to?"""
-    query = select(Alert.id).where(Alert.source == envelope.source, Alert.key == envelope.key)
+    query = select(ALERT.c.id).where(ALERT.c.source == envelope.source,
+                                     ALERT.c.key == envelope.key)
     if envelope.site is not None:
-        query = query.where(Alert.site == envelope.site)
+        query = query.where(ALERT.c.site == envelope.site)
     if envelope.starts_at is not None:
-        query = query.where(Alert.starts_at == envelope.starts_at)
-    return session.exec(query.limit(1)).first() is not None
+        query = query.where(ALERT.c.starts_at == envelope.starts_at)
+    return conn.execute(query.limit(1)).first() is not None
 
 
-def _early_resolution(
-    session: Session, key: str, starts_at: datetime | None,
-) -> SourceResolution | None:
-    since = utcnow() - EARLY_RESOLVE_WINDOW
-    query = select(SourceResolution).where(
-        SourceResolution.open_key == key, col(SourceResolution.received_at) >= since)
-    if starts_at is not None:
-        query = query.where(col(SourceResolution.starts_at).is_(None) | (
-            SourceResolution.starts_at == starts_at))
-    return session.exec(query.order_by(col(SourceResolution.id).desc()).limit(1)).first()
+def _early_resolution(conn: Connection, key: str, envelope: AlertEnvelope) -> Row[Any] | None:
+    """A resolve kept for this firing: by its site's key first, else by the any-site key."""
+    params = {"key": key, "since": utcnow() - EARLY_RESOLVE_WINDOW,
+              "any_site": repo.open_key(site=ANY_SITE, source=envelope.source, key=envelope.key)}
+    if envelope.starts_at is None:
+        return conn.execute(_EARLY, params).first()
+    return conn.execute(_EARLY_STARTING, {**params, "starts_at": envelope.starts_at}).first()
 
 
 def _create(envelope: AlertEnvelope) -> AlertCreate:
+    """The new occurrence; built without validating again (the envelope holds the same rules:
+    the same lengths and ranges, the site a checked slug)."""
     assert envelope.site is not None
-    return AlertCreate(
+    return AlertCreate.model_construct(
         site=envelope.site, key=envelope.key, source=envelope.source,
         severity=envelope.severity, title=envelope.title, detector=envelope.detector,
         detector_version=envelope.detector_version, confidence=envelope.confidence,
