@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
 from axtrace import actions, tokens
+from axtrace.dispatch import nudge
 from axtrace.errors import AxTraceError, Forbidden, InvalidInput, Unavailable
 from axtrace.events import StepEvents
 from axtrace.intake.auth import authenticate, needs_io
@@ -247,6 +248,8 @@ def _intake_route(source: str) -> Any:
             incoming = await _prepared(source, raw, webhook_id, await cache.refreshed(),
                                        settings)
         reply = await _writer(request.app).write(incoming)
+        if reply.status == 202:
+            nudge()  # committed: this process's dispatcher relays it now, not at its next poll
         events: StepEvents = request.app.state.events
         for alert in reply.created:
             events.add(Step.RECEIVED.value, alert, {"source": source}, f"intake:{source}")
