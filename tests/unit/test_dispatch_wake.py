@@ -5,8 +5,16 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from axtrace import dispatch
+
+
+def run_alone(coro: Any) -> Any:
+    """``asyncio.run`` in a thread of its own: an earlier test may leave a loop running here."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def test_a_nudge_from_another_thread_ends_the_dispatchers_wait_at_once() -> None:
@@ -18,7 +26,7 @@ def test_a_nudge_from_another_thread_ends_the_dispatchers_wait_at_once() -> None
         await dispatch._sleep(stop, 30.0, also=due)
         return time.monotonic() - started
 
-    assert asyncio.run(scenario()) < 5.0, "woken by the nudge, not by the 30 s poll"
+    assert run_alone(scenario()) < 5.0, "woken by the nudge, not by the 30 s poll"
 
 
 def test_without_a_nudge_the_poll_interval_still_bounds_the_wait() -> None:
@@ -28,7 +36,7 @@ def test_without_a_nudge_the_poll_interval_still_bounds_the_wait() -> None:
         await dispatch._sleep(stop, 0.3, also=due)
         return time.monotonic() - started
 
-    assert 0.25 <= asyncio.run(scenario()) < 5.0
+    assert 0.25 <= run_alone(scenario()) < 5.0
 
 
 def test_a_nudge_skips_closed_loops() -> None:

@@ -10,7 +10,9 @@ import json
 import logging
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import EntryPoint, entry_points
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -24,9 +26,17 @@ from axtrace import execution, worker
 from axtrace.settings import get_settings
 from axtrace.worker import WORKER_TYPE, WarmProcessJobConfiguration, WarmProcessWorker
 
+
+def run_alone(coro: Any) -> Any:
+    """``asyncio.run`` in a thread of its own: an earlier test may leave a loop running here."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 _PROBE = """
 import json, sys
 from prefect.workers.base import BaseWorker
+
 found = BaseWorker.get_worker_class_from_type({type!r})
 print(json.dumps({{"class": found and f"{{found.__module__}}.{{found.__qualname__}}",
                    "types": BaseWorker.get_all_available_worker_types(),
@@ -127,7 +137,7 @@ def test_starting_the_worker_installs_warm_executions_before_prefects_setup(
     monkeypatch.setattr(ProcessWorker, "setup", prefects_setup)
 
     with caplog.at_level(logging.INFO):
-        asyncio.run(WarmProcessWorker(work_pool_name="pool").setup())
+        run_alone(WarmProcessWorker(work_pool_name="pool").setup())
 
     assert calls == ["install", "prefect"]
     assert "Run executions start warm" in caplog.text
@@ -145,7 +155,7 @@ def test_with_axtrace_execution_spawn_the_worker_leaves_prefects_starter_alone(
 
     monkeypatch.setattr(ProcessWorker, "setup", prefects_setup)
     try:
-        asyncio.run(WarmProcessWorker(work_pool_name="pool").setup())
+        run_alone(WarmProcessWorker(work_pool_name="pool").setup())
     finally:
         get_settings.cache_clear()
 
