@@ -1,47 +1,62 @@
-"""The intake's HTTP route in process (the app, a real SQLite ledger, Prefect faked where it
-would be asked which sites exist): site lookups off the request path, events per alert."""
+"""The intake's HTTP route in process (the app, a real SQLite ledger, the session's real
+Prefect server asked which sites exist): site lookups off the request path, events per alert.
+Each test applies a site of its own as a real deployment of respond-to-alert."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from prefect.testing.fixtures import (  # noqa: F401  (pytest finds fixtures by name)
-    asserting_events_worker,
-)
 
 from axtrace import api
 from axtrace.ledger.db import upgrade
 from axtrace.settings import get_settings
 
+pytestmark = [pytest.mark.integration]
+
+
+async def apply_site(site: str) -> None:
+    """Deploy respond-to-alert under ``site`` on the real server (what ``sites apply`` does
+    as far as the intake can tell: a deployment of that name exists)."""
+    from prefect import get_client
+
+    from axtrace.workflow import FLOW_NAME
+
+    async with get_client() as client:
+        flow_id = await client.create_flow_from_name(FLOW_NAME)
+        await client.create_deployment(flow_id=flow_id, name=site)
+
 
 @pytest.fixture
-def deployed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    asserting_events_worker: Any,  # noqa: F811  (events go to Prefect's test client)
-) -> Iterator[set[str]]:
-    """The sites Prefect would name (change the set to 'apply' a site), and a fresh ledger."""
+def site(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_api_url: str,
+) -> Iterator[str]:
+    """A site applied on the session's Prefect server, a fresh ledger, and a record of when
+    the intake asked Prefect which sites exist (the real query, timed)."""
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     monkeypatch.setenv("AXTRACE_DATABASE_URL", url)
     monkeypatch.delenv("AXTRACE_KNOWN_SITES", raising=False)
     get_settings.cache_clear()
     upgrade(url)
-    sites = {"berlin-plant"}
+    name = f"probe-{uuid.uuid4().hex[:8]}"
+    asyncio.run(apply_site(name))
     asked: list[float] = []
+    real = api._deployed_sites
 
     async def deployed_sites() -> set[str]:
         asked.append(time.monotonic())
-        return set(sites)
+        return await real()
 
     monkeypatch.setattr(api, "_deployed_sites", deployed_sites)
     sites_asked.clear()
     sites_asked.append(asked)
-    yield sites
+    yield name
     get_settings.cache_clear()
 
 
@@ -49,9 +64,9 @@ sites_asked: list[list[float]] = []
 
 
 def statuses(*posts: tuple[str, str], pause_before: int | None = None,
-             apply: tuple[set[str], str] | None = None) -> list[Any]:
+             apply: str | None = None) -> list[Any]:
     """POST native alerts (site, key) to a fresh app in process, one after another; before
-    the post numbered ``pause_before``, wait a little over a second and apply a site."""
+    the post numbered ``pause_before``, wait a little over a second and apply ``apply``."""
 
     async def run() -> list[Any]:
         transport = httpx.ASGITransport(app=api.create_app(background=False))
@@ -61,7 +76,7 @@ def statuses(*posts: tuple[str, str], pause_before: int | None = None,
                 if number == pause_before:
                     await asyncio.sleep(1.1)  # older than a second: Prefect may be asked again
                     if apply is not None:
-                        apply[0].add(apply[1])
+                        await apply_site(apply)
                 answers.append(await client.post(
                     "/v1/alerts", json={"site": site, "key": key, "title": "Seam"}))
         return answers
@@ -69,16 +84,14 @@ def statuses(*posts: tuple[str, str], pause_before: int | None = None,
     return asyncio.run(run())
 
 
-def test_a_site_applied_after_the_cache_was_filled_is_accepted_at_once(
-    deployed: set[str],
-) -> None:
-    answers = statuses(("berlin-plant", "k1"), ("lyon-plant", "k2"), pause_before=1,
-                       apply=(deployed, "lyon-plant"))
+def test_a_site_applied_after_the_cache_was_filled_is_accepted_at_once(site: str) -> None:
+    later = f"{site}-later"
+    answers = statuses((site, "k1"), (later, "k2"), pause_before=1, apply=later)
     assert [a.status_code for a in answers] == [202, 202]
 
 
 def test_an_unknown_site_is_rejected_and_prefect_asked_at_most_once_a_second(
-    deployed: set[str],
+    site: str,
 ) -> None:
     answers = statuses(*[("nowhere", f"k{i}") for i in range(20)])
     assert [a.status_code for a in answers] == [404] * 20
@@ -86,23 +99,34 @@ def test_an_unknown_site_is_rejected_and_prefect_asked_at_most_once_a_second(
     assert len(sites_asked[0]) <= 2, "the first answer, and perhaps one more a second later"
 
 
+def received_events(prefect_api_url: str, site: str, expected: int) -> list[dict[str, Any]]:
+    """The ``axtrace.alert.received`` events the real server stored about ``site``."""
+    query = {"filter": {"event": {"name": ["axtrace.alert.received"]},
+                        "related": {"id": [f"axtrace.site.{site}"]},
+                        "occurred": {"since": "2020-01-01T00:00:00Z"}}, "limit": 50}
+    found: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(found) < expected:
+        found = httpx.post(f"{prefect_api_url}/events/filter", json=query,
+                           timeout=30).json()["events"]
+        time.sleep(0.5)
+    time.sleep(1.0)  # and no more than expected arrive
+    return list(httpx.post(f"{prefect_api_url}/events/filter", json=query,
+                           timeout=30).json()["events"])
+
+
 def test_each_accepted_alert_emits_one_received_event_about_it_and_its_site(
-    deployed: set[str], asserting_events_worker: Any,  # noqa: F811
+    site: str, prefect_api_url: str,
 ) -> None:
-    answers = statuses(*[("berlin-plant", f"k{i}") for i in range(3)], ("berlin-plant", "k0"))
+    answers = statuses(*[(site, f"k{i}") for i in range(3)], (site, "k0"))
     ids = [a.json()["id"] for a in answers[:3]]
     assert answers[3].json()["duplicate_delivery"] is True  # opens nothing: no event
-    deadline = time.monotonic() + 20
-    found: list[Any] = []
-    while time.monotonic() < deadline and len(found) < 3:
-        asserting_events_worker.drain()
-        client = getattr(asserting_events_worker, "_client", None)
-        found = [e for e in (client.events if client else [])
-                 if e.event == "axtrace.alert.received"]
-        time.sleep(0.1)
-    time.sleep(0.5)
-    assert sorted(e.resource.id for e in found) == sorted(f"axtrace.alert.{i}" for i in ids)
+
+    found = received_events(prefect_api_url, site, expected=3)
+    assert sorted(e["resource"]["prefect.resource.id"] for e in found) == sorted(
+        f"axtrace.alert.{i}" for i in ids)
     for emitted in found:
-        assert emitted.resource["axtrace.site"] == "berlin-plant"
-        assert {r.id: r.role for r in emitted.related} == {"axtrace.site.berlin-plant": "site"}
-        assert emitted.payload == {"actor": "intake:native", "source": "native"}
+        assert emitted["resource"]["axtrace.site"] == site
+        assert [(r["prefect.resource.id"], r["prefect.resource.role"])
+                for r in emitted["related"]] == [(f"axtrace.site.{site}", "site")]
+        assert emitted["payload"] == {"actor": "intake:native", "source": "native"}

@@ -5,33 +5,21 @@ and its runs take the engine-command path that warm executions replace.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any
 from uuid import uuid4
 
 import pytest
 from prefect.client.schemas.objects import FlowRun
 from prefect.plugins import load_prefect_collections
-from prefect.runner import _starter_engine
 from prefect.workers.base import BaseWorker
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker
 
-from axtrace import execution, worker
+from axtrace import worker
 from axtrace.settings import get_settings
 from axtrace.worker import WORKER_TYPE, WarmProcessJobConfiguration, WarmProcessWorker
-
-
-def run_alone(coro: Any) -> Any:
-    """``asyncio.run`` in a thread of its own: an earlier test may leave a loop running here."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
 
 _PROBE = """
 import json, sys
@@ -123,40 +111,3 @@ def test_with_axtrace_execution_spawn_a_run_takes_the_process_workers_own_path(
 
     assert not ours._command_configured
     assert ours.command == prefects.command
-
-
-def test_starting_the_worker_installs_warm_executions_before_prefects_setup(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
-) -> None:
-    calls: list[str] = []
-    monkeypatch.setattr(execution, "install", lambda: calls.append("install") or True)
-
-    async def prefects_setup(self: ProcessWorker) -> None:
-        calls.append("prefect")
-
-    monkeypatch.setattr(ProcessWorker, "setup", prefects_setup)
-
-    with caplog.at_level(logging.INFO):
-        run_alone(WarmProcessWorker(work_pool_name="pool").setup())
-
-    assert calls == ["install", "prefect"]
-    assert "Run executions start warm" in caplog.text
-
-
-def test_with_axtrace_execution_spawn_the_worker_leaves_prefects_starter_alone(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("AXTRACE_EXECUTION", "spawn")
-    get_settings.cache_clear()
-    prefects_run_process = _starter_engine.run_process
-
-    async def prefects_setup(self: ProcessWorker) -> None:
-        pass
-
-    monkeypatch.setattr(ProcessWorker, "setup", prefects_setup)
-    try:
-        run_alone(WarmProcessWorker(work_pool_name="pool").setup())
-    finally:
-        get_settings.cache_clear()
-
-    assert _starter_engine.run_process is prefects_run_process
