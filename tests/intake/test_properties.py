@@ -15,11 +15,6 @@ from axtrace.intake.sources._common import MAX_LABEL_CHARS, MAX_LABELS, SITE_SLU
 from .support import CONFIG, ROUTING_KEY, broken, json_values
 
 PROPERTY = settings(max_examples=200, deadline=None, database=None)
-# Hypothesis flags any change of the global `random` state during a draw. These strategies
-# use none, but a thread left by an earlier test in the same process can (websockets'
-# reconnect backoff, Prefect's observation delivery): that is not this test's finding.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Do not use the `random` module inside strategies")
 
 
 def outcome(source: str, body: object) -> list[AlertEnvelope] | ParseError:
