@@ -35,9 +35,13 @@ def stamp(text: str) -> datetime:
 
 
 def run_created(stack: Stack, run_ids: list[str]) -> dict[str, datetime]:
-    found = httpx.post(stack.env["PREFECT_API_URL"] + "/flow_runs/filter", timeout=60, json={
-        "flow_runs": {"id": {"any_": run_ids}}, "limit": 200}).json()
-    return {r["id"]: stamp(r["created"]) for r in found}
+    created: dict[str, datetime] = {}
+    for start in range(0, len(run_ids), 200):  # the server answers at most 200 per page
+        found = httpx.post(stack.env["PREFECT_API_URL"] + "/flow_runs/filter", timeout=60,
+                           json={"flow_runs": {"id": {"any_": run_ids[start:start + 200]}},
+                                 "limit": 200}).json()
+        created |= {r["id"]: stamp(r["created"]) for r in found}
+    return created
 
 
 def main() -> None:
