@@ -33,6 +33,20 @@ async def apply_site(site: str) -> None:
         await client.create_deployment(flow_id=flow_id, name=site)
 
 
+async def remove_sites(prefix: str) -> None:
+    """Delete the probe deployments a test applied: the session's server is shared, and
+    ``verify`` (tests/reports) rightly names any deployment outside the sites file."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+    async with get_client() as client:
+        found = await client.read_deployments(
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(like_=prefix)))
+        for deployment in found:
+            if deployment.name.startswith(prefix):
+                await client.delete_deployment(deployment.id)
+
+
 @pytest.fixture
 def site(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_api_url: str,
@@ -56,8 +70,11 @@ def site(
     monkeypatch.setattr(api, "_deployed_sites", deployed_sites)
     sites_asked.clear()
     sites_asked.append(asked)
-    yield name
-    get_settings.cache_clear()
+    try:
+        yield name
+    finally:
+        asyncio.run(remove_sites(name))
+        get_settings.cache_clear()
 
 
 sites_asked: list[list[float]] = []
