@@ -92,7 +92,9 @@ async def act(
                 if state and state.is_paused() and state.state_details.pause_key == key:
                     result = await client.resume_flow_run(run.id, run_input=answer)
                     if result.status == SetStateStatus.ACCEPT:
-                        return await _taken(alert, deadline)
+                        taken = await _taken(alert, deadline)
+                        await asyncio.to_thread(_check_won, alert, taken, action, who)
+                        return taken
                     reason = str(getattr(result.details, "reason", "") or "")
                     if "validat" in reason.lower():
                         raise InvalidInput(reason, field="responder")
@@ -111,6 +113,18 @@ async def _taken(before: Alert, deadline: float) -> Alert:
         if alert.wait_seq > before.wait_seq or time.monotonic() > deadline:
             return alert
         await asyncio.sleep(0.3)
+
+
+def _check_won(before: Alert, after: Alert, action: Action, who: str) -> None:
+    """Two resumes that read the run as paused at the same moment are both accepted by
+    Prefect, yet the run takes one answer: the other caller lost, and is told so (409)."""
+    if after.wait_seq == before.wait_seq:
+        return  # not taken yet: the caller gets the alert as it stands
+    actor = after.acknowledged_by if action == "acknowledge" else after.resolved_by
+    if actor is not None and actor != who:
+        reason = f"alert {after.id} was {action}d by {actor} first; cannot {action} it now"
+        record_refusal(after.id or 0, who, action, reason)
+        raise Conflict(reason, field="status")
 
 
 def last_step(alert_id: int) -> str | None:
