@@ -3,15 +3,20 @@
 Runs are created with ``idempotency_key=<site>:<alert id>`` (Prefect's key is unique per flow,
 not per deployment, so it carries the site): a retry after a lost answer returns the same run.
 While Prefect is away rows stay due and are retried with backoff; on restart the dispatcher
-simply picks up the rows that are still due. On PostgreSQL rows are claimed with
-``FOR UPDATE SKIP LOCKED`` so several dispatchers never take the same row at once.
+simply picks up the rows that are still due. Up to ``dispatch_concurrency`` rows are in flight
+at once, and a finished row makes room for the next at once (:func:`pump`). On PostgreSQL
+rows are claimed with ``FOR UPDATE SKIP LOCKED`` so several dispatchers never take the same
+row at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -127,18 +132,64 @@ async def _handle(client: Any, item: OutboxItem, alert: Alert) -> bool:
     return True
 
 
-async def dispatch_once(client: Any, *, limit: int = 50, concurrency: int = 8) -> int:
-    """Relay what is due; returns the number of items done."""
+def claim(limit: int) -> list[tuple[OutboxItem, Alert]]:
+    """Lease up to ``limit`` due rows (none when ``limit`` is 0)."""
+    if limit <= 0:
+        return []
     with ledger_session() as session:
-        claimed = _claim(session, limit)
-    gate = asyncio.Semaphore(concurrency)
+        return _claim(session, limit)
 
-    async def one(item: OutboxItem, alert: Alert) -> bool:
-        async with gate:
-            return await _handle(client, item, alert)
 
-    results = await asyncio.gather(*(one(item, alert) for item, alert in claimed))
-    return sum(results)
+Handler = Callable[[OutboxItem, Alert], Coroutine[Any, Any, bool]]
+
+
+async def pump(handle: Handler, stop: asyncio.Event, due: asyncio.Event, *, interval: float,
+               concurrency: int, lease: Callable[[int], list[tuple[OutboxItem, Alert]]] = claim,
+               ) -> None:
+    """Keep up to ``concurrency`` rows in flight, claiming more the moment one finishes.
+
+    Not batch by batch: a batch waited for its slowest call, so one run creation that Prefect
+    kept busy held back every alert behind it (a minute at 1 alert/s on SQLite). ``due`` is
+    set by :func:`nudge` and by each finished row; ``interval`` is the poll backstop.
+    """
+    inflight: set[asyncio.Task[bool]] = set()
+
+    def finished(task: asyncio.Task[bool]) -> None:
+        inflight.discard(task)
+        due.set()
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("outbox row failed; retried after its lease",
+                         exc_info=task.exception())
+
+    try:
+        while not stop.is_set():
+            due.clear()
+            room = concurrency - len(inflight)
+            claimed = await asyncio.to_thread(lease, room)
+            for item, alert in claimed:
+                task = asyncio.create_task(handle(item, alert))
+                inflight.add(task)
+                task.add_done_callback(finished)
+            if claimed and len(claimed) == room:
+                continue  # more may be due: claim again once a slot frees
+            await _sleep(stop, interval, also=due)
+    finally:
+        if inflight:
+            await asyncio.gather(*inflight, return_exceptions=True)
+
+
+@contextmanager
+def _failing_fast() -> Iterator[None]:
+    """Prefect calls made here are tried once: the outbox is the retry.
+
+    Prefect's client retries a 503 five times, 2 to 32 s apart (about a minute). A SQLite
+    Prefect server answers 503 when a write meets another (SQLITE_BUSY) and takes the same
+    call a moment later, so the outbox's own backoff (0.5 s doubling) is far quicker.
+    """
+    from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+    with temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: 0}):
+        yield
 
 
 _due: dict[asyncio.AbstractEventLoop, asyncio.Event] = {}
@@ -161,12 +212,10 @@ async def run_dispatcher(stop: asyncio.Event, *, interval: float, concurrency: i
     due = _due.setdefault(asyncio.get_running_loop(), asyncio.Event())
     while not stop.is_set():
         try:
-            async with get_client() as client:
-                while not stop.is_set():
-                    due.clear()
-                    created = await dispatch_once(client, concurrency=concurrency)
-                    if not created:
-                        await _sleep(stop, interval, also=due)
+            with _failing_fast():
+                async with get_client() as client:
+                    await pump(partial(_handle, client), stop, due, interval=interval,
+                               concurrency=concurrency)
         except Exception:
             logger.exception("dispatcher pass failed; retrying")
             await _sleep(stop, interval)
