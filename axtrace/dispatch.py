@@ -184,7 +184,8 @@ def _failing_fast() -> Iterator[None]:
 
     Prefect's client retries a 503 five times, 2 to 32 s apart (about a minute). A SQLite
     Prefect server answers 503 when a write meets another (SQLITE_BUSY) and takes the same
-    call a moment later, so the outbox's own backoff (0.5 s doubling) is far quicker.
+    call a moment later, so the outbox's own backoff (1 s, doubling) is far quicker. (Even
+    with no retries Prefect's client pauses 2 s before it hands back a 503.)
     """
     from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 
