@@ -245,6 +245,38 @@ def sites_schema() -> None:
     sys.stdout.write(json.dumps(schema(), indent=2) + "\n")
 
 
+@sites_app.command("diff")
+def sites_diff(
+    path: Annotated[Path, typer.Argument(help="The sites file.")] = DEFAULT_SITES,
+    fmt: FormatOpt = "text",
+) -> None:
+    """Show what `sites apply` would change on the configured Prefect server, per site and
+    field; exit 1 when anything would change (2: the file has errors, 3: no server)."""
+    import json
+
+    from axtrace.sitediff import sites_diff as changes_of
+    from axtrace.sites import reachable_prefect
+
+    if fmt not in ("text", "json"):
+        _fail(f"--format must be text or json, got {fmt!r}")
+    _checked_sites(path, code=2)
+    server = reachable_prefect()
+    if server is None:
+        _fail("no Prefect server configured or reachable: set PREFECT_API_URL", 3)
+    changes = changes_of(path)
+    if fmt == "json":
+        sys.stdout.write(json.dumps([c.as_dict() for c in changes], indent=2) + "\n")
+    else:
+        from rich.markup import escape
+
+        for change in changes:
+            console.print(escape(str(change)), soft_wrap=True)
+        console.print(f"{len(changes)} change(s) on {server}" if changes
+                      else "No changes: the server has what the file says.", soft_wrap=True)
+    if changes:
+        raise typer.Exit(1)
+
+
 def _read_sites(path: Path) -> Checked:
     from axtrace.sites import read_sites
 
@@ -260,14 +292,14 @@ def _server_warnings(checked: Checked) -> list[Problem] | None:
     return notification_warnings(checked)
 
 
-def _checked_sites(path: Path, *, ask_prefect: bool = False) -> Checked:
+def _checked_sites(path: Path, *, ask_prefect: bool = False, code: int = 1) -> Checked:
     """The sites of ``path``, its warnings printed; refused (exit 1) with every error printed
     exactly as ``axtrace sites check`` prints them."""
     checked = _read_sites(path)
     server = _server_warnings(checked) if ask_prefect and not checked.errors else None
     _print_problems(sorted([*checked.problems, *(server or [])], key=lambda p: p.line))
     if checked.errors:
-        _fail(f"{path}: {len(checked.errors)} error(s); nothing applied")
+        _fail(f"{path}: {len(checked.errors)} error(s); nothing applied", code)
     return checked
 
 

@@ -58,7 +58,9 @@ def notification_warnings(checked: Checked) -> list[Problem] | None:
     ``None`` when no server is configured or reachable (the check stays offline then)."""
     wanted = {s.site: s.policy.notification_block for s in checked.specs
               if s.policy.notification_block and "/" in s.policy.notification_block}
-    url = _reachable_prefect()
+    if not wanted:
+        return []
+    url = reachable_prefect()
     if url is None:
         return None
     from prefect import get_client
@@ -77,7 +79,7 @@ def notification_warnings(checked: Checked) -> list[Problem] | None:
     return found
 
 
-def _reachable_prefect() -> str | None:
+def reachable_prefect() -> str | None:
     """The configured Prefect API URL when it answers; ``None`` when unset (Prefect would
     start a temporary server of its own) or unreachable."""
     import httpx
