@@ -6,7 +6,8 @@
 
 A site is compared as flat fields: ``policy.<path>`` (the policy block's content, durations as
 the file writes them), ``deployment.version`` (the workflow version) and
-``deployment.description``. A site on the server but not in the file is *removed*: ``sites
+``deployment.description`` (shown only when no policy field changed: it is written from
+the policy). A site on the server but not in the file is *removed*: ``sites
 apply`` leaves its deployment and block in place, so the diff shows it until they are deleted.
 """
 
@@ -79,6 +80,10 @@ def _site_changes(site: str, want: SiteState, have: SiteState) -> list[Change]:
         if old != new:
             kind: Kind = "added" if old is None else "removed" if new is None else "changed"
             changes.append(Change(site, kind, name, old, new))
+    if any(c.field.startswith("policy.") for c in changes):
+        # The description is written from the policy: it changes with it; shown on its own
+        # only when something else changed it (the site's description, the wording).
+        changes = [c for c in changes if c.field != "deployment.description"]
     return changes
 
 

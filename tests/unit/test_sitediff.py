@@ -63,6 +63,19 @@ def test_a_field_set_or_emptied_is_added_or_removed() -> None:
     ]
 
 
+def test_a_description_changed_by_the_policy_is_not_shown_again() -> None:
+    want = SiteState(policy(owning_team="Night shift"), "v1", "Owner: Night shift.")
+    have = SiteState(policy(), "v1", "Owner: Berlin line quality.")
+
+    assert [c.field for c in diff({"x": want}, {"x": have})] == ["policy.owning_team"]
+
+
+def test_a_description_changed_on_its_own_is_a_change() -> None:
+    want = SiteState(policy(), "v1", "Presses 1-5.")
+
+    assert [c.field for c in diff({"x": want}, {"x": state()})] == ["deployment.description"]
+
+
 def test_a_new_deployment_version_is_a_change() -> None:
     changes = diff({"x": state("v2")}, {"x": state("v1")})
 
@@ -77,8 +90,9 @@ def test_sites_added_in_the_file_and_removed_from_it_are_whole_site_changes() ->
 
 
 def test_a_missing_policy_block_or_deployment_shows_what_apply_would_create() -> None:
-    changes = diff({"x": state()}, {"x": SiteState(policy=None, version="v1")})
+    no_block = diff({"x": state()}, {"x": SiteState(policy=None, version="v1")})
+    no_deployment = diff({"x": state()}, {"x": SiteState(policy=policy())})
 
-    assert {c.kind for c in changes} == {"added"}
-    assert "policy.owning_team" in {c.field for c in changes}
-    assert "deployment.description" in {c.field for c in changes}
+    assert {c.kind for c in no_block + no_deployment} == {"added"}
+    assert "policy.owning_team" in {c.field for c in no_block}
+    assert [c.field for c in no_deployment] == ["deployment.version", "deployment.description"]
