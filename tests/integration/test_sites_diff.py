@@ -1,5 +1,5 @@
-"""``axtrace sites diff`` against the session's real Prefect server, where ``tests/data/sites.yaml``
-was applied with ``axtrace sites apply`` when the stack started."""
+"""``axtrace sites diff`` and ``check`` against the session's real Prefect server, where
+``tests/data/sites.yaml`` was applied with ``axtrace sites apply`` when the stack started."""
 
 from __future__ import annotations
 
@@ -50,3 +50,18 @@ def test_the_cli_prints_the_changes_and_exits_1(stack: Stack, edited: Path) -> N
     assert ("~ site 'beta': policy.escalation_chain.0.acknowledge_within: 5s -> 7s"
             in result.stdout.splitlines())
     assert any(line.startswith("- site 'gamma': removed") for line in result.stdout.splitlines())
+
+
+def test_check_warns_about_a_notification_block_the_server_does_not_have(
+    stack: Stack, tmp_path: Path,
+) -> None:
+    path = tmp_path / "sites.yaml"
+    path.write_text(TEST_SITES.read_text().replace(
+        "      resolve_within: 1h\n",
+        "      resolve_within: 1h\n      notification_block: slack-webhook/no-such-block\n", 1))
+
+    result = stack.axtrace("sites", "check", str(path), check=False)
+
+    assert result.returncode == 0, result.stderr
+    assert ("site 'alpha': policy.notification_block: block 'slack-webhook/no-such-block' "
+            "does not exist on the Prefect server") in result.stderr
