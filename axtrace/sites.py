@@ -63,19 +63,23 @@ def notification_warnings(checked: Checked) -> list[Problem] | None:
     url = reachable_prefect()
     if url is None:
         return None
+    import httpx
     from prefect import get_client
-    from prefect.exceptions import ObjectNotFound
+    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 
     found = []
-    with get_client(sync_client=True) as client:
-        for site, channel in wanted.items():
-            slug, name = str(channel).split("/", 1)
-            try:
-                client.read_block_document_by_name(name=name, block_type_slug=slug)
-            except ObjectNotFound:
-                found.append(checked.at("warning", site, "policy.notification_block",
-                                        f"block '{channel}' does not exist on the Prefect "
-                                        f"server at {url}"))
+    try:
+        with get_client(sync_client=True) as client:
+            for site, channel in wanted.items():
+                slug, name = str(channel).split("/", 1)
+                try:
+                    client.read_block_document_by_name(name=name, block_type_slug=slug)
+                except ObjectNotFound:
+                    found.append(checked.at("warning", site, "policy.notification_block",
+                                            f"block '{channel}' does not exist on the Prefect "
+                                            f"server at {url}"))
+    except (PrefectHTTPStatusError, httpx.HTTPError):
+        return None  # it answered /health but not this (credentials?): not looked up
     return found
 
 
