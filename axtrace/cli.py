@@ -8,7 +8,7 @@ import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import httpx
 import typer
@@ -19,6 +19,9 @@ from rich.table import Table
 
 from axtrace.errors import AxTraceError
 from axtrace.settings import get_settings
+
+if TYPE_CHECKING:
+    from axtrace.sitefile import Checked, Problem
 
 app = typer.Typer(help="AxTrace: the same, provable response to AI alerts at every site.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -73,13 +76,10 @@ def up(
     deadline sweeper and dispatcher, the AxTrace API. Ctrl-C stops it all cleanly."""
     from axtrace import runtime
     from axtrace.ledger.db import upgrade
-    from axtrace.sites import apply_sites, load_sites
+    from axtrace.sites import apply_sites
 
     settings = get_settings()
-    try:
-        specs = load_sites(sites)
-    except AxTraceError as exc:
-        _fail(exc.message)
+    specs = _checked_sites(sites).specs
     logs = settings.home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     upgrade(settings.ledger_url)
@@ -190,10 +190,10 @@ def sites_apply(
     work_pool: Annotated[str | None, typer.Option(help="Target a work pool.")] = None,
 ) -> None:
     """Save each site's policy block and create its deployment of respond-to-alert."""
-    from axtrace.sites import apply_sites, load_sites
+    from axtrace.sites import apply_sites
 
+    specs = _checked_sites(path, ask_prefect=True).specs
     try:
-        specs = load_sites(path)
         with _progress() as progress:
             bar = progress.add_task("Applying sites", total=len(specs))
             apply_sites(path, work_pool=work_pool, progress=lambda _s: progress.advance(bar))
@@ -201,6 +201,114 @@ def sites_apply(
         _fail(exc.message)
     for spec in specs:
         console.print(f"  [green]✓[/] respond-to-alert/{spec.site}  (policy block '{spec.site}')")
+
+
+FormatOpt = Annotated[str, typer.Option("--format", help="text, or json for CI annotations.")]
+
+
+@sites_app.command("check")
+def sites_check(
+    path: Annotated[Path, typer.Argument(help="The sites file.")] = DEFAULT_SITES,
+    fmt: FormatOpt = "text",
+) -> None:
+    """Check a sites file without a server or a database: every error and warning with its
+    line; exit 1 on any error. A configured, reachable Prefect server is also asked whether
+    the notification blocks exist (a warning when not)."""
+    import json
+
+    if fmt not in ("text", "json"):
+        _fail(f"--format must be text or json, got {fmt!r}")
+    checked = _read_sites(path)
+    server = _server_warnings(checked)
+    problems = sorted([*checked.problems, *(server or [])], key=lambda p: p.line)
+    if fmt == "json":
+        sys.stdout.write(json.dumps([p.as_dict() for p in problems], indent=2) + "\n")
+    else:
+        _print_problems(problems)
+        if server is None and any(s.policy.notification_block for s in checked.specs):
+            err.print("note: no Prefect server configured or reachable; notification blocks "
+                      "not looked up", soft_wrap=True)
+        errors = len(checked.errors)
+        console.print(f"{path}: {len(checked.specs)} sites, {errors} error(s), "
+                      f"{len(problems) - errors} warning(s)", soft_wrap=True)
+    if checked.errors:
+        raise typer.Exit(1)
+
+
+@sites_app.command("schema")
+def sites_schema() -> None:
+    """Print the JSON Schema of the sites file (generated from the models) for editors and CI."""
+    import json
+
+    from axtrace.sitefile import schema
+
+    sys.stdout.write(json.dumps(schema(), indent=2) + "\n")
+
+
+@sites_app.command("diff")
+def sites_diff(
+    path: Annotated[Path, typer.Argument(help="The sites file.")] = DEFAULT_SITES,
+    fmt: FormatOpt = "text",
+) -> None:
+    """Show what `sites apply` would change on the configured Prefect server, per site and
+    field; exit 1 when anything would change (2: the file has errors, 3: no server)."""
+    import json
+
+    from axtrace.sitediff import sites_diff as changes_of
+    from axtrace.sites import reachable_prefect
+
+    if fmt not in ("text", "json"):
+        _fail(f"--format must be text or json, got {fmt!r}")
+    _checked_sites(path, code=2)
+    server = reachable_prefect()
+    if server is None:
+        _fail("no Prefect server configured or reachable: set PREFECT_API_URL", 3)
+    changes = changes_of(path)
+    if fmt == "json":
+        sys.stdout.write(json.dumps([c.as_dict() for c in changes], indent=2) + "\n")
+    else:
+        from rich.markup import escape
+
+        for change in changes:
+            console.print(escape(str(change)), soft_wrap=True)
+        console.print(f"{len(changes)} change(s) on {server}" if changes
+                      else "No changes: the server has what the file says.", soft_wrap=True)
+    if changes:
+        raise typer.Exit(1)
+
+
+def _read_sites(path: Path) -> Checked:
+    from axtrace.sites import read_sites
+
+    try:
+        return read_sites(path)
+    except AxTraceError as exc:
+        _fail(exc.message)
+
+
+def _server_warnings(checked: Checked) -> list[Problem] | None:
+    from axtrace.sites import notification_warnings
+
+    return notification_warnings(checked)
+
+
+def _checked_sites(path: Path, *, ask_prefect: bool = False, code: int = 1) -> Checked:
+    """The sites of ``path``, its warnings printed; refused (exit 1) with every error printed
+    exactly as ``axtrace sites check`` prints them."""
+    checked = _read_sites(path)
+    server = _server_warnings(checked) if ask_prefect and not checked.errors else None
+    _print_problems(sorted([*checked.problems, *(server or [])], key=lambda p: p.line))
+    if checked.errors:
+        _fail(f"{path}: {len(checked.errors)} error(s); nothing applied", code)
+    return checked
+
+
+def _print_problems(problems: list[Problem]) -> None:
+    from rich.markup import escape
+
+    for problem in problems:
+        label = "[bold red]error:[/]" if problem.severity == "error" else "[yellow]warning:[/]"
+        err.print(f"{label} {escape(str(problem))}", soft_wrap=True)
 
 
 tokens_app = typer.Typer(help="Responder tokens for the API (stored hashed).")

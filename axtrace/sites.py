@@ -1,31 +1,24 @@
 """Sites: the list in ``deployments/sites.yaml`` becomes one policy block and one deployment of
 ``respond-to-alert`` per site. The slug names a site everywhere: block document ``<site>``,
 deployment ``respond-to-alert/<site>``, tag ``site:<site>``.
+
+Reading and checking the file is pure (:mod:`axtrace.sitefile`); this module is its shell:
+it reads the file from disk, asks the Prefect server what the pure check cannot know, and
+applies the sites.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import ValidationError
-
 from axtrace import ownership
 from axtrace.errors import InvalidInput
+from axtrace.sitefile import Checked, Problem, SiteSpec, fmt_duration, read
 from axtrace.workflow import FLOW_ENTRYPOINT, FLOW_NAME, workflow_version
-from axtrace_blocks import OwnershipPolicy
 
 DEFAULT_SITES = Path("deployments/sites.yaml")
-
-
-@dataclass(frozen=True)
-class SiteSpec:
-    site: str
-    description: str
-    policy: OwnershipPolicy
 
 
 def project_root(start: Path | None = None) -> Path:
@@ -40,34 +33,70 @@ def project_root(start: Path | None = None) -> Path:
     )
 
 
-def load_sites(path: Path) -> list[SiteSpec]:
-    """Read and validate a sites file; errors name the site and the field."""
+def read_sites(path: Path) -> Checked:
+    """Read and check a sites file: its sites, and every error and warning in it."""
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text()
     except FileNotFoundError as exc:
         raise InvalidInput(f"sites file not found: {path}", field="sites") from exc
-    except yaml.YAMLError as exc:
-        raise InvalidInput(f"{path}: not valid YAML: {exc}", field="sites") from exc
-    sites = (data or {}).get("sites") if isinstance(data, dict) else None
-    if not isinstance(sites, dict) or not sites:
-        raise InvalidInput(
-            f"{path}: needs a 'sites:' mapping of site slug to policy", field="sites"
-        )
-    return [_spec(path, slug, body) for slug, body in sites.items()]
+    return read(text, str(path))
 
 
-def _spec(path: Path, slug: Any, body: Any) -> SiteSpec:
-    if not isinstance(body, dict) or not isinstance(body.get("policy"), dict):
-        raise InvalidInput(f"{path}: site '{slug}': needs a 'policy:' mapping", field="policy")
+def load_sites(path: Path) -> list[SiteSpec]:
+    """The sites of a sites file; refused, naming every error with its line, when it has any
+    (the same errors ``axtrace sites check`` prints)."""
+    checked = read_sites(path)
+    if checked.errors:
+        first = checked.errors[0]
+        where = ".".join(p for p in ("sites", first.site or "", first.field) if p)
+        raise InvalidInput("\n".join(str(p) for p in checked.errors), field=where)
+    return checked.specs
+
+
+def notification_warnings(checked: Checked) -> list[Problem] | None:
+    """A warning for each ``notification_block`` the configured Prefect server does not have;
+    ``None`` when no server is configured or reachable (the check stays offline then)."""
+    wanted = {s.site: s.policy.notification_block for s in checked.specs
+              if s.policy.notification_block and "/" in s.policy.notification_block}
+    if not wanted:
+        return []
+    url = reachable_prefect()
+    if url is None:
+        return None
+    import httpx
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+
+    found = []
     try:
-        policy = OwnershipPolicy.model_validate({**body["policy"], "site": slug})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InvalidInput(
-            f"{path}: site '{slug}': {where}: {first['msg']}", field=f"sites.{slug}.{where}"
-        ) from exc
-    return SiteSpec(site=str(slug), description=str(body.get("description", "")), policy=policy)
+        with get_client(sync_client=True) as client:
+            for site, channel in wanted.items():
+                slug, name = str(channel).split("/", 1)
+                try:
+                    client.read_block_document_by_name(name=name, block_type_slug=slug)
+                except ObjectNotFound:
+                    found.append(checked.at("warning", site, "policy.notification_block",
+                                            f"block '{channel}' does not exist on the Prefect "
+                                            f"server at {url}"))
+    except (PrefectHTTPStatusError, httpx.HTTPError):
+        return None  # it answered /health but not this (credentials?): not looked up
+    return found
+
+
+def reachable_prefect() -> str | None:
+    """The configured Prefect API URL when it answers; ``None`` when unset (Prefect would
+    start a temporary server of its own) or unreachable."""
+    import httpx
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        return None
+    try:
+        httpx.get(f"{url.rstrip('/')}/health", timeout=3)
+    except httpx.HTTPError:
+        return None
+    return str(url)
 
 
 def describe(spec: SiteSpec) -> str:
@@ -75,22 +104,15 @@ def describe(spec: SiteSpec) -> str:
     policy = spec.policy
     chain = "\n".join(
         f"{i}. {lvl.name or 'Level ' + str(i)}: {', '.join(lvl.responders)} "
-        f"(acknowledge within {_fmt(lvl.acknowledge_within.total_seconds())})"
+        f"(acknowledge within {fmt_duration(lvl.acknowledge_within.total_seconds())})"
         for i, lvl in enumerate(policy.escalation_chain, start=1)
     )
     return (
         f"Standard AxTrace response to AI alerts at **{spec.site}**. {spec.description}\n\n"
         f"Owner: **{policy.owning_team}**. Resolve within "
-        f"{_fmt(policy.resolve_within.total_seconds())}.\n\nEscalation chain:\n{chain}\n\n"
+        f"{fmt_duration(policy.resolve_within.total_seconds())}.\n\nEscalation chain:\n{chain}\n\n"
         "Run this deployment with a title and severity to raise a manual alert."
     )
-
-
-def _fmt(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
 
 
 def deployment_for(spec: SiteSpec, root: Path, work_pool: str | None = None) -> Any:
@@ -120,16 +142,21 @@ def deployment_for(spec: SiteSpec, root: Path, work_pool: str | None = None) -> 
     return deployment
 
 
+def sites_root(path: Path) -> Path:
+    """The project folder of a sites file: above it, else the current folder's."""
+    try:
+        return project_root(path.parent)
+    except InvalidInput:
+        return project_root()  # a sites file kept elsewhere, applied from the project folder
+
+
 def apply_sites(
     path: Path, *, work_pool: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[Any]:
     """Save each site's policy as block ``<site>`` and create ``respond-to-alert/<site>``."""
     specs = load_sites(path)
-    try:
-        root = project_root(path.parent)
-    except InvalidInput:
-        root = project_root()  # a sites file kept elsewhere, applied from the project folder
+    root = sites_root(path)
     deployments = []
     for spec in specs:
         spec.policy.save(spec.site, overwrite=True)

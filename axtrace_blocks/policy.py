@@ -8,15 +8,24 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from difflib import get_close_matches
 from enum import StrEnum
 from typing import Annotated, Any
 
 from prefect.blocks.core import Block
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 _SHORTHAND = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_SITE_SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
+SITE_SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
 
 class Severity(StrEnum):
@@ -125,11 +134,17 @@ class OwnershipPolicy(Block):
     _description = "Who owns AI alerts at one site: owning team, escalation chain and deadlines."
     _documentation_url = "https://github.com/axtrace/axtrace#sites"  # type: ignore[assignment]
 
+    # Prefect's Block allows unknown fields; a policy must not: a misspelled field would be
+    # dropped and its rule silently not apply. Block documents hold only the schema's fields
+    # (Prefect strips ``block_type_slug`` and its private keys before validating), so stored
+    # policies still load.
+    model_config = ConfigDict(extra="forbid")
+
     site: str = Field(
         description="The site slug this policy belongs to, such as 'berlin-plant'.",
         # The pattern goes to the JSON schema so the Prefect UI form checks it as you type;
         # ``_slug_site`` checks it in Python with a message an operator can act on.
-        json_schema_extra={"pattern": _SITE_SLUG},
+        json_schema_extra={"pattern": SITE_SLUG},
     )
     owning_team: str = Field(min_length=1, description="The team that owns alerts at this site.")
     escalation_chain: list[EscalationLevel] = Field(
@@ -145,6 +160,7 @@ class OwnershipPolicy(Block):
         description=(
             "Deadlines per severity (critical, high, medium, low) that replace the defaults."
         ),
+        json_schema_extra={"propertyNames": {"enum": list(SEVERITIES)}},
     )
     notification_block: str | None = Field(
         default=None,
@@ -160,6 +176,15 @@ class OwnershipPolicy(Block):
             "responders and deadline; empty uses the standard text."
         ),
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_own_block_type_slug(cls, values: Any) -> Any:
+        """Prefect adds ``block_type_slug`` to every dump: metadata, not a field. Another
+        type's slug is left in place, so Prefect's own check refuses it."""
+        if isinstance(values, dict) and values.get("block_type_slug") == cls.get_block_type_slug():
+            return {key: value for key, value in values.items() if key != "block_type_slug"}
+        return values
 
     @field_validator("notification_template")
     @classmethod
@@ -178,7 +203,7 @@ class OwnershipPolicy(Block):
     @field_validator("site")
     @classmethod
     def _slug_site(cls, site: str) -> str:
-        if not re.fullmatch(_SITE_SLUG, site):
+        if not re.fullmatch(SITE_SLUG, site):
             raise ValueError(
                 f"site must be a slug of lowercase letters, digits and hyphens starting with "
                 f"a letter or digit, at most 63 characters, such as 'berlin-plant'; got {site!r}"
@@ -204,8 +229,12 @@ class OwnershipPolicy(Block):
     ) -> dict[str, DeadlineOverride]:
         for severity in overrides:
             if severity not in SEVERITIES:
-                raise ValueError(
-                    f"unknown severity '{severity}' in severity_overrides; "
-                    f"expected one of {', '.join(SEVERITIES)}"
+                close = get_close_matches(severity, SEVERITIES, n=1)
+                hint = f"did you mean '{close[0]}'? " if close else ""
+                raise PydanticCustomError(
+                    "unknown_severity",
+                    "unknown severity '{severity}' in severity_overrides; {hint}"
+                    "expected one of {expected}",
+                    {"severity": severity, "hint": hint, "expected": ", ".join(SEVERITIES)},
                 )
         return overrides

@@ -288,6 +288,40 @@ def test_an_unknown_field_in_a_level_is_refused_rather_than_ignored() -> None:
     assert error["type"] == "extra_forbidden"
 
 
+def test_an_unknown_field_in_the_policy_is_refused_rather_than_ignored() -> None:
+    with pytest.raises(ValidationError) as exc_info:
+        OwnershipPolicy(**policy_data(notification_blok="slack-webhook/berlin-ops"))
+
+    error = only_error(exc_info)
+    assert error["loc"] == ("notification_blok",)
+    assert error["type"] == "extra_forbidden"
+
+
+def test_an_unknown_field_in_a_severity_override_is_refused_rather_than_ignored() -> None:
+    with pytest.raises(ValidationError) as exc_info:
+        OwnershipPolicy(**policy_data(severity_overrides={"critical": {"resolve_whithin": "1h"}}))
+
+    error = only_error(exc_info)
+    assert error["loc"] == ("severity_overrides", "critical", "resolve_whithin")
+    assert error["type"] == "extra_forbidden"
+
+
+def test_a_misspelled_severity_is_refused_with_the_closest_one_and_named_in_the_context() -> None:
+    with pytest.raises(ValidationError) as exc_info:
+        OwnershipPolicy(**policy_data(severity_overrides={"critcal": {"resolve_within": "1h"}}))
+
+    error = only_error(exc_info)
+    assert error["type"] == "unknown_severity"
+    assert "did you mean 'critical'?" in error["msg"]
+    assert error["ctx"]["severity"] == "critcal"
+
+
+def test_a_policy_dumped_by_prefect_validates_again_despite_its_block_type_slug() -> None:
+    policy = OwnershipPolicy(**policy_data())
+
+    assert OwnershipPolicy.model_validate(policy.model_dump()) == policy
+
+
 def test_each_problem_is_reported_at_once_so_a_form_can_show_them_together() -> None:
     with pytest.raises(ValidationError) as exc_info:
         OwnershipPolicy(
@@ -398,6 +432,12 @@ def test_every_field_in_the_ui_form_has_a_description() -> None:
     for model, properties in described.items():
         for name, prop in properties.items():
             assert prop.get("description", "").endswith("."), f"{model}.{name} lacks one"
+
+
+def test_the_ui_form_offers_only_the_known_severities_as_override_keys() -> None:
+    fields = block_schema_fields()
+
+    assert fields["properties"]["severity_overrides"]["propertyNames"] == {"enum": list(SEVERITIES)}
 
 
 def test_the_json_schema_is_the_block_schema() -> None:

@@ -35,10 +35,10 @@ def test_the_description_tells_an_operator_owner_chain_and_deadlines() -> None:
     ("sites: [a, b]", "needs a 'sites:' mapping"),
     ("sites:\n  x:\n    description: no policy", "site 'x': needs a 'policy:' mapping"),
     ("sites:\n  x:\n    policy:\n      owning_team: t\n      escalation_chain: []\n"
-     "      resolve_within: 1h", "site 'x': escalation_chain"),
+     "      resolve_within: 1h", "site 'x': policy.escalation_chain"),
     ("sites:\n  x:\n    policy:\n      owning_team: t\n      escalation_chain:\n"
      "        - responders: [a, a]\n          acknowledge_within: 1m\n      resolve_within: 1h",
-     "site 'x': escalation_chain.0.responders"),
+     "site 'x': policy.escalation_chain.0.responders"),
     ("sites:\n  Bad Site:\n    policy:\n      owning_team: t\n      escalation_chain:\n"
      "        - responders: [a]\n          acknowledge_within: 1m\n      resolve_within: 1h",
      "site 'Bad Site': site"),
