@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -178,21 +177,6 @@ async def pump(handle: Handler, stop: asyncio.Event, due: asyncio.Event, *, inte
             await asyncio.gather(*inflight, return_exceptions=True)
 
 
-@contextmanager
-def _failing_fast() -> Iterator[None]:
-    """Prefect calls made here are tried once: the outbox is the retry.
-
-    Prefect's client retries a 503 five times, 2 to 32 s apart (about a minute). A SQLite
-    Prefect server answers 503 when a write meets another (SQLITE_BUSY) and takes the same
-    call a moment later, so the outbox's own backoff (1 s, doubling) is far quicker. (Even
-    with no retries Prefect's client pauses 2 s before it hands back a 503.)
-    """
-    from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
-
-    with temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: 0}):
-        yield
-
-
 _due: dict[asyncio.AbstractEventLoop, asyncio.Event] = {}
 
 
@@ -208,15 +192,14 @@ def nudge() -> None:
 
 
 async def run_dispatcher(stop: asyncio.Event, *, interval: float, concurrency: int) -> None:
-    from prefect import get_client
+    from axtrace.prefect_client import quick_client
 
     due = _due.setdefault(asyncio.get_running_loop(), asyncio.Event())
     while not stop.is_set():
         try:
-            with _failing_fast():
-                async with get_client() as client:
-                    await pump(partial(_handle, client), stop, due, interval=interval,
-                               concurrency=concurrency)
+            async with quick_client() as client:
+                await pump(partial(_handle, client), stop, due, interval=interval,
+                           concurrency=concurrency)
         except Exception:
             logger.exception("dispatcher pass failed; retrying")
             await _sleep(stop, interval)

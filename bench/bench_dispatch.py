@@ -18,8 +18,10 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import sqlite3
 import tempfile
 import time
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,15 @@ def run_created(stack: Stack, run_ids: list[str]) -> dict[str, datetime]:
                                  "limit": 200}).json()
         created |= {r["id"]: stamp(r["created"]) for r in found}
     return created
+
+
+def outbox_retries(ledger: Path) -> dict[str, Any]:
+    """How often the dispatcher had to try again, and why (the first 80 characters of the
+    last error of each retried row)."""
+    with sqlite3.connect(ledger) as db:
+        rows = db.execute("SELECT attempts, last_error FROM outbox WHERE attempts > 0").fetchall()
+    return {"rows_retried": len(rows), "attempts_max": max((a for a, _ in rows), default=0),
+            "last_errors": dict(Counter((e or "")[:80] for _, e in rows).most_common(5))}
 
 
 def main() -> None:
@@ -81,6 +92,7 @@ def main() -> None:
             alerts = [wait_until(functools.partial(done, alert_id), timeout=600, interval=0.5,
                                  what=f"alert {alert_id}") for alert_id in ids]
             created = run_created(stack, [a["flow_run_id"] for a in alerts])
+            retries = outbox_retries(workdir / "axtrace.db")
     to_run = [(created[a["flow_run_id"]] - stamp(a["received_at"])).total_seconds()
               for a in alerts]
     notified = [(stamp(next(e["at"] for e in a["trace"] if e["step"] == "notified"))
@@ -91,6 +103,7 @@ def main() -> None:
                    "serve": args.serve, "dispatch_poll_s": 0.5, "runner_poll_s": 1},
         "alert_to_run_created_ms": summary(to_run),
         "alert_to_notified_ms": summary(notified),
+        "outbox_retries": retries,
         "reading": {"run_created_median_lt_1s": summary(to_run)["p50"] < 1000},
         "stack_start_s": round(ready - started, 1),
         "seconds": round(time.perf_counter() - started, 1),

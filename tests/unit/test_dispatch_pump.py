@@ -108,12 +108,3 @@ def test_stopping_waits_for_the_rows_in_flight(ledger: str) -> None:
     handled, stopping = relay(slow={3}, slow_seconds=1.0, concurrency=8, until=2)
     assert set(handled) == {1, 2, 3}, "the row in flight finished before the pump returned"
     assert stopping < 5.0
-
-
-def test_the_dispatchers_prefect_calls_are_tried_once() -> None:
-    from prefect.settings import PREFECT_CLIENT_MAX_RETRIES
-
-    before = PREFECT_CLIENT_MAX_RETRIES.value()
-    with dispatch._failing_fast():
-        assert PREFECT_CLIENT_MAX_RETRIES.value() == 0
-    assert PREFECT_CLIENT_MAX_RETRIES.value() == before > 0
