@@ -2,15 +2,20 @@
 
 Errors are mapped here and only here: every 4xx names the field and the reason, in the same
 shape as FastAPI's own validation errors: ``{"detail": [{"loc": [...], "msg": ..., "type": ...}]}``.
+
+No input is a 500: a header value over ``AXTRACE_MAX_HEADER_CHARS`` (or a ``webhook-id`` over
+255 characters) is a 400 naming the header; bodies over ``AXTRACE_MAX_BODY_BYTES`` are 413;
+what the source parsers refuse is recorded and answered 400/404/409/413/422 (see
+:mod:`axtrace.intake.registry`); a ``since`` without a UTC offset is taken as UTC.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Path, Query, Request
@@ -21,13 +26,14 @@ from sqlmodel import Session
 
 from axtrace import actions, tokens
 from axtrace.dispatch import nudge
-from axtrace.errors import AxTraceError, Forbidden, InvalidInput, Unavailable
+from axtrace.errors import AxTraceError, Forbidden, InvalidInput, Malformed, Unavailable
 from axtrace.events import StepEvents
 from axtrace.intake.auth import authenticate, needs_io
 from axtrace.intake.docs import INTAKE_RESPONSES, intake_docs, intake_openapi
 from axtrace.intake.registry import SOURCES
 from axtrace.intake.service import Incoming, Reply, UnknownSite, prepare
 from axtrace.intake.signatures import SignatureError
+from axtrace.intake.sources._common import join
 from axtrace.intake.writer import Writer
 from axtrace.ledger import repo
 from axtrace.ledger.db import engine_for
@@ -196,9 +202,14 @@ def create_app(*, background: bool = True) -> FastAPI:
     @app.get("/v1/alerts")
     def list_alerts(
         site: str | None = None, status: Status | None = None,
-        since: datetime | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        since: Annotated[datetime | None, Query(
+            description="Only alerts received since then (ISO 8601; without an offset: UTC)."),
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[AlertPublic]:
         """Occurrences, newest first."""
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
         with ledger_session() as session:
             rows = repo.list_alerts(session=session, site=site, since=since, limit=limit,
                                     status=status.value if status else None)
@@ -236,6 +247,7 @@ ones on a worker thread, so a 1 MiB body does not hold up every other request.""
 def _intake_route(source: str) -> Any:
     async def deliver(request: Request) -> JSONResponse:
         settings = get_settings()
+        check_headers(request.headers, settings.max_header_chars)
         raw = await read_body(request, settings.max_body_bytes)
         if needs_io(source, settings):  # a secret kept in a Prefect block: may ask Prefect
             webhook_id = await asyncio.to_thread(authenticate, source, request.headers, raw,
@@ -256,7 +268,7 @@ def _intake_route(source: str) -> Any:
         if source == "pagerduty":
             return pagerduty_reply(reply)
         if reply.status >= 400:
-            return _error(reply.status, reply.field, reply.body["error"], "InvalidInput")
+            return _error(reply.status, reply.field, reply.body["error"], reply.kind)
         return JSONResponse(reply.body, status_code=reply.status)
 
     deliver.__name__ = f"deliver_{source.replace('-', '_')}"
@@ -283,6 +295,24 @@ def _writer(app: FastAPI) -> Writer:
     return writer
 
 
+MAX_WEBHOOK_ID_CHARS = 255
+"""A ``webhook-id`` is stored with the delivery (the ledger's column holds 255)."""
+
+
+def check_headers(headers: Mapping[str, str], limit: int) -> None:
+    """Refuse (400, naming the header) a header value over ``limit`` characters, or a
+    ``webhook-id`` over :data:`MAX_WEBHOOK_ID_CHARS`: no header reaches a parser, a
+    signature check or the ledger unbounded."""
+    for name, value in headers.items():
+        if len(value) > limit:
+            raise Malformed(f"header value is longer than {limit} characters ({len(value)})",
+                            field=join("", name.lower()))
+    webhook_id = headers.get("webhook-id")
+    if webhook_id is not None and len(webhook_id) > MAX_WEBHOOK_ID_CHARS:
+        raise Malformed(f"is longer than {MAX_WEBHOOK_ID_CHARS} characters ({len(webhook_id)})",
+                        field="webhook-id")
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, refusing more than ``limit`` bytes (413) without reading it all first."""
     declared = request.headers.get("content-length", "")
@@ -301,7 +331,10 @@ def pagerduty_reply(reply: Reply) -> JSONResponse:
     """Answer like PagerDuty's Events API v2: 202 with the dedup_key, 400 with errors."""
     if reply.status >= 400:
         where = f"{reply.field}: " if reply.field else ""
-        return JSONResponse(status_code=400, content={
+        # invalid events are 400 as at PagerDuty; a reused webhook-id (409) or too many
+        # alerts (413) keep their own status
+        return JSONResponse(status_code=reply.status if reply.status in (409, 413) else 400,
+                            content={
             "status": "invalid event", "message": "Event object is invalid",
             "errors": [f"{where}{reply.body['error']}"]})
     keys = [a.get("key") for a in reply.body.get("alerts", [])]

@@ -1,4 +1,9 @@
-"""The ``axtrace`` command line (Typer + Rich). Commands load, call, print: a few lines each."""
+"""The ``axtrace`` command line (Typer + Rich). Commands load, call, print: a few lines each.
+
+What comes from the ledger, the API or a file (titles, names, error messages) is printed as
+:func:`axtrace.text.console_text` (a Rich ``Text``, never markup): ``[/]`` in a title prints as
+written, control characters (terminal escape sequences) are dropped.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +21,11 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from axtrace.errors import AxTraceError
 from axtrace.settings import get_settings
+from axtrace.text import console_text
 
 if TYPE_CHECKING:
     from axtrace.sitefile import Checked, Problem
@@ -29,8 +36,9 @@ sites_app = typer.Typer(help="The sites in sites.yaml: policies and deployments.
 db_app = typer.Typer(help="The ledger database.")
 app.add_typer(sites_app, name="sites")
 app.add_typer(db_app, name="db")
-console = Console()
-err = Console(stderr=True)
+# emoji=False: ``:name:`` in a title prints as written, not as an emoji
+console = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
 
 SitesOpt = Annotated[Path, typer.Option("--sites", help="The sites file.")]
 DEFAULT_SITES = Path("deployments/sites.yaml")
@@ -38,8 +46,13 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(error_line(message))
     raise typer.Exit(code)
+
+
+def error_line(message: str) -> Text:
+    """``error: <message>``, the message printed as written."""
+    return Text.assemble(("error:", "bold red"), " ", console_text(message))
 
 
 def _api(method: str, path: str, **kwargs: Any) -> Any:
@@ -326,7 +339,8 @@ def tokens_create(name: Annotated[str, typer.Argument(help="The responder's name
     with ledger_session() as session:
         token = tokens.create(session, name)
         session.commit()
-    err.print(f"Token for {name} (shown once; set AXTRACE_RESPONDER_TOKEN to use it):")
+    err.print(console_text(f"Token for {name} (shown once; set AXTRACE_RESPONDER_TOKEN "
+                           "to use it):"))
     console.print(token)
 
 
@@ -339,7 +353,7 @@ def tokens_list() -> None:
     table = Table("name", "created (UTC)")
     with ledger_session() as session:
         for row in tokens.active(session):
-            table.add_row(row.name, f"{row.created_at:%Y-%m-%d %H:%M}")
+            table.add_row(console_text(row.name), f"{row.created_at:%Y-%m-%d %H:%M}")
     console.print(table)
 
 
@@ -352,7 +366,7 @@ def tokens_revoke(name: Annotated[str, typer.Argument(help="The responder's name
     with ledger_session() as session:
         count = tokens.revoke(session, name)
         session.commit()
-    console.print(f"Revoked {count} token(s) of {name}.")
+    console.print(console_text(f"Revoked {count} token(s) of {name}."))
 
 
 @db_app.command("upgrade")
@@ -386,8 +400,8 @@ def ack(
 ) -> None:
     """Acknowledge an alert (only responders at its current or an earlier level may)."""
     result = _api("POST", f"/v1/alerts/{alert}/ack", json={"responder": as_, "note": note})
-    console.print(f"Alert {alert}: {result['status']} by {result['acknowledged_by']} "
-                  f"(level {result['level']})")
+    console.print(console_text(f"Alert {alert}: {result['status']} by "
+                               f"{result['acknowledged_by']} (level {result['level']})"))
 
 
 @app.command()
@@ -401,24 +415,37 @@ def resolve(
     """Resolve an acknowledged (or ignored) alert with an outcome."""
     body = {"responder": as_, "outcome": outcome, "note": note}
     result = _api("POST", f"/v1/alerts/{alert}/resolve", json=body)
-    console.print(f"Alert {alert}: {result['status']} by {result['resolved_by']} ({outcome})")
+    console.print(console_text(f"Alert {alert}: {result['status']} by "
+                               f"{result['resolved_by']} ({outcome})"))
 
 
 @app.command()
 def trace(alert: Annotated[int, typer.Argument(help="Alert id.")]) -> None:
     """Print one alert's timeline."""
     data = _api("GET", f"/v1/alerts/{alert}")
-    console.print(f"[bold]Alert {data['id']}[/] at {data['site']}: {data['title']} "
-                  f"({data['severity']}) - {data['status']}, level {data['level']}, "
-                  f"owner {data['owner']}")
+    console.print(trace_heading(data))
     if data.get("flow_run_url"):
-        console.print(f"Prefect run: {data['flow_run_url']}")
+        console.print(console_text(f"Prefect run: {data['flow_run_url']}"))
+    console.print(trace_table(data["trace"]))
+
+
+def trace_heading(data: dict[str, Any]) -> Text:
+    """The first line of ``axtrace trace``: every field printed as written."""
+    return Text.assemble(
+        (f"Alert {data['id']}", "bold"),
+        console_text(f" at {data['site']}: {data['title']} ({data['severity']}) - "
+                     f"{data['status']}, level {data['level']}, owner {data['owner']}"))
+
+
+def trace_table(trace: list[dict[str, Any]]) -> Table:
+    """The timeline of ``axtrace trace``: one row per step, details cut to 120 characters."""
     table = Table("#", "at (UTC)", "step", "actor", "detail")
-    for entry in data["trace"]:
+    for entry in trace:
         detail = ", ".join(f"{k}={v}" for k, v in entry["detail"].items() if v not in (None, ""))
-        table.add_row(str(entry["seq"]), entry["at"][:19].replace("T", " "), entry["step"],
-                      entry["actor"], detail[:120])
-    console.print(table)
+        table.add_row(str(entry["seq"]), console_text(entry["at"][:19].replace("T", " ")),
+                      console_text(entry["step"]), console_text(entry["actor"]),
+                      console_text(detail[:120]))
+    return table
 
 
 @app.command()
@@ -478,5 +505,5 @@ def main() -> None:
     try:
         app()
     except AxTraceError as exc:
-        err.print(f"[bold red]error:[/] {exc.message}")
+        err.print(error_line(exc.message))
         sys.exit(2)

@@ -2,6 +2,7 @@
 
     AxTraceError
     ├── InvalidInput          400/422  a request or file that cannot be used; names the field
+    │   └── Malformed         400      a request that cannot be read (a header too long ...)
     ├── NotFound              404      an alert, site or policy that does not exist
     ├── Forbidden             403      someone who may not act on this alert
     ├── Conflict              409      the alert is not in a state that allows the action
@@ -24,6 +25,10 @@ class AxTraceError(Exception):
 
 class InvalidInput(AxTraceError):
     status_code = 422
+
+
+class Malformed(InvalidInput):
+    status_code = 400
 
 
 class NotFound(AxTraceError):

@@ -2,6 +2,10 @@
 
 Each line carries the alert's fields with the step, so a file stands on its own; each step's
 hash and its predecessor's let an auditor re-check the chain outside AxTrace.
+
+CSV cells are formula-safe (:func:`axtrace.text.csv_cell`, OWASP's rule): a title such as
+``=HYPERLINK(...)`` is written ``'=HYPERLINK(...)``, so a spreadsheet shows it instead of
+running it. JSONL carries every value exactly as stored.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any, TextIO
 from sqlmodel import Session, col, func, select
 
 from axtrace.ledger.models import Alert, TraceEvent
+from axtrace.text import csv_cell
 
 COLUMNS = [
     "alert_id", "site", "source", "key", "severity", "title", "detector", "detector_version",
@@ -72,7 +77,8 @@ def write(
         writer.writeheader()
     for record in records:
         if writer is not None:
-            writer.writerow({**record, "detail": json.dumps(record["detail"], sort_keys=True)})
+            cells = {**record, "detail": json.dumps(record["detail"], sort_keys=True)}
+            writer.writerow({name: csv_cell(value) for name, value in cells.items()})
         else:
             out.write(json.dumps(record, sort_keys=True, default=str) + "\n")
         written += 1

@@ -96,6 +96,14 @@ class Settings(BaseSettings):
     )
     db_busy_timeout: float = Field(default=30.0, gt=0, description="SQLite lock wait (s).")
     max_body_bytes: int = Field(default=1024 * 1024, description="Larger bodies get 413.")
+    max_alerts_per_delivery: int = Field(
+        default=1000, ge=1,
+        description="Alerts one delivery may carry; more get 413 naming `alerts`.",
+    )
+    max_header_chars: int = Field(
+        default=4096, ge=256,
+        description="Longest header value an intake request may send; longer gets 400.",
+    )
     dedup_window_seconds: float = Field(
         default=3600, description="A byte-identical body within this window is a repeat."
     )

@@ -23,7 +23,7 @@ from typing import Any, Literal, cast
 from pydantic import BaseModel, Field, create_model
 from sqlmodel import Session
 
-from axtrace import __version__, ownership
+from axtrace import __version__, outbound, ownership
 from axtrace.events import emit_step
 from axtrace.ledger import repo
 from axtrace.ledger.models import (
@@ -36,6 +36,8 @@ from axtrace.ledger.models import (
     utcnow,
 )
 from axtrace.ledger.session import in_transaction, ledger_session
+from axtrace.outbound import Notification
+from axtrace.text import markdown_link, markdown_text, printable, without_mass_mentions
 
 FLOW_NAME = "respond-to-alert"
 FLOW_ENTRYPOINT = "flows/respond.py:respond_to_alert"
@@ -135,10 +137,15 @@ def _form_description(alert: Alert, phase: Phase, allowed: list[str]) -> str:
     due = deadline.strftime("%Y-%m-%d %H:%M:%S UTC") if deadline else "none"
     verb = "Acknowledge" if phase is Phase.ACKNOWLEDGE else "Resolve"
     return (
-        f"### {verb} alert {alert.id} at {alert.site}\n\n"
-        f"**{alert.title}** (severity {alert.severity})\n\n"
-        f"Level {alert.level}; who may answer: {', '.join(allowed)}. Deadline: {due}.\n"
+        f"### {verb} alert {alert.id} at {markdown_text(alert.site)}\n\n"
+        f"**{markdown_text(alert.title)}** (severity {markdown_text(alert.severity)})\n\n"
+        f"Level {alert.level}; who may answer: {_names(allowed)}. Deadline: {due}.\n"
     )
+
+
+def _names(names: list[str]) -> str:
+    """Responder names for Markdown: each one escaped (they are policy text, not markup)."""
+    return ", ".join(markdown_text(name) for name in names)
 
 
 # --------------------------------------------------------------------------- steps
@@ -282,7 +289,8 @@ def notify(alert_id: int) -> dict[str, Any]:
     level = alert.level
     people = pinned["escalation_chain"][level - 1]["responders"]
     channel = pinned.get("notification_block")
-    delivered, error = _send(alert, people, channel)
+    message = notification(alert, people)
+    delivered, error = _send(message, _subject(alert, pinned), channel)
 
     def work(session: Session) -> list[tuple[Alert, Step, str, dict[str, Any]]]:
         row = repo.get_alert(session=session, alert_id=alert_id, lock=True)
@@ -292,41 +300,57 @@ def notify(alert_id: int) -> dict[str, Any]:
         return [_record(session, row, Step.NOTIFIED, "axtrace", {
             "level": level, "level_name": ownership.level_name(pinned, level),
             "responders": people, "channel": channel or "ledger", "delivered": delivered,
-            **({"error": error} if error else {}), "ack_deadline": row.ack_deadline,
+            **({"error": error} if error else {}), "text": message.text,
+            **({"template_error": message.error} if message.error else {}),
+            **({"truncated": True} if message.truncated else {}),
+            "ack_deadline": row.ack_deadline,
         })]
 
     done = _commit_and_emit(work)
     return done[0][3] if done else {}
 
 
-def _send(alert: Alert, people: list[str], channel: str | None) -> tuple[bool, str | None]:
-    if not channel:
-        return True, None
-    from prefect.blocks.core import Block
-
-    from axtrace import outbound
-    from axtrace.settings import get_settings
-
-    subject = f"[AxTrace] {alert.site}: {alert.title} ({alert.severity})"
+def notification(alert: Alert, people: list[str]) -> Notification:
+    """The text for the responders: the policy's template, or the standard text when it
+    fails (rendered even without a notification block, so a broken template shows in the
+    trace). Never raises: see :func:`axtrace.outbound.compose`."""
+    pinned = alert.policy or {}
     deadline = alert.ack_deadline.isoformat() if alert.ack_deadline else "none"
-    body, template_error = outbound.render(
-        (alert.policy or {}).get("notification_template"),
+    return outbound.compose(
+        pinned.get("notification_template"),
         {"alert": summary(alert) | {"id": alert.id, "title": alert.title,
                                     "severity": alert.severity},
          "level": alert.level, "responders": people, "deadline": deadline},
+        allow_mass_mentions=bool(pinned.get("allow_mass_mentions", False)),
     )
+
+
+def _subject(alert: Alert, pinned: dict[str, Any]) -> str:
+    subject = printable(f"[AxTrace] {alert.site}: {alert.title} ({alert.severity})")
+    return subject if pinned.get("allow_mass_mentions") else without_mass_mentions(subject)
+
+
+def _send(message: Notification, subject: str, channel: str | None) -> tuple[bool, str | None]:
+    """Send through the notification block ``channel``; (delivered, why not). Never raises:
+    a failed notification must not stop the escalation clock."""
+    if not channel:
+        return True, None
     try:
+        from prefect.blocks.core import Block
+
+        from axtrace.settings import get_settings
+
         block: Any = Block.load(channel)
         for url in outbound.block_urls(block):
             outbound.check_url(url, allow_private=get_settings().allow_private_webhooks)
-        block.notify(body=body, subject=subject)
+        block.notify(body=message.body, subject=subject)
     except outbound.RefusedTarget as exc:
         return False, f"refused: {exc}"[:500]
-    except Exception as exc:  # a failed notification must not stop the escalation clock
+    except Exception as exc:
         # Only the type: messages of webhook clients may carry the (secret) webhook URL.
         logger.warning("notification through %s failed: %s", channel, type(exc).__name__)
         return False, f"{type(exc).__name__} (details in the notification block's own logs)"
-    return True, template_error
+    return True, None
 
 
 def take_answer(alert_id: int, phase: Phase, wait_seq: int, answer: Answer) -> Step | None:
@@ -493,21 +517,27 @@ async def wait_for_answer(alert: Alert, phase: Phase) -> Answer:
 def waiting_line(alert: Alert, phase: Phase, allowed: list[str]) -> str:
     deadline = alert.ack_deadline if phase is Phase.ACKNOWLEDGE else alert.resolve_deadline
     due = f" until {deadline:%Y-%m-%d %H:%M:%S} UTC" if deadline else ""
-    return f"Waiting for **{phase.value}** from {', '.join(allowed)}{due}."
+    return f"Waiting for **{phase.value}** from {_names(allowed)}{due}."
 
 
 def artifact_markdown(alert: Alert, trace: list[Any], status_line: str) -> str:
-    """The run's page in the UI: the alert, who must act, and the trace so far."""
-    evidence = f"[evidence]({alert.evidence_url})" if alert.evidence_url else "no evidence link"
+    """The run's page in the UI: the alert, who must act, and the trace so far.
+
+    Every alert field is escaped (:func:`axtrace.text.markdown_text`): a title or actor name
+    cannot add trace rows, links, images or control bytes to the page. ``status_line`` is
+    AxTrace's own Markdown, built from escaped parts."""
+    evidence = markdown_link("evidence", alert.evidence_url, empty="no evidence link")
     rows = "\n".join(
-        f"| {e.seq} | {e.at:%Y-%m-%d %H:%M:%S} | {e.step} | {e.actor} |" for e in trace
+        f"| {e.seq} | {e.at:%Y-%m-%d %H:%M:%S} | {markdown_text(e.step)} "
+        f"| {markdown_text(e.actor)} |" for e in trace
     )
     return (
-        f"## Alert {alert.id} at {alert.site}: {alert.title}\n\n"
-        f"Severity **{alert.severity}**; detector {alert.detector or '-'} "
-        f"{alert.detector_version or ''}; {evidence}.\n\n"
-        f"Owner **{alert.owner}**, level {alert.level}, status **{alert.status}**. "
-        f"{status_line}\n\n"
+        f"## Alert {alert.id} at {markdown_text(alert.site)}: {markdown_text(alert.title)}\n\n"
+        f"Severity **{markdown_text(alert.severity)}**; detector "
+        f"{markdown_text(alert.detector or '-')} {markdown_text(alert.detector_version or '')}; "
+        f"{evidence}.\n\n"
+        f"Owner **{markdown_text(alert.owner)}**, level {alert.level}, status "
+        f"**{markdown_text(alert.status)}**. {status_line}\n\n"
         f"| # | at (UTC) | step | actor |\n|---|---|---|---|\n{rows}\n"
     )
 
@@ -520,7 +550,7 @@ async def publish_artifact(alert: Alert, status_line: str) -> None:
         trace = list(repo.trace_of(session=session, alert_id=alert.id or 0))
     await acreate_markdown_artifact(
         key=f"alert-{alert.id}", markdown=artifact_markdown(alert, trace, status_line),
-        description=f"Alert {alert.id} at {alert.site}: where the response stands",
+        description=f"Alert {alert.id} at {markdown_text(alert.site)}: where the response stands",
     )
 
 
@@ -563,7 +593,7 @@ async def respond(*, site: str, alert_id: int | None, manual: ManualAlert) -> di
         alert = load_alert(own_id)
         phase = decide(alert)
         if phase is Phase.DONE:
-            await publish_artifact(alert, f"Closed; outcome **{alert.outcome}**.")
+            await publish_artifact(alert, f"Closed; outcome **{markdown_text(alert.outcome)}**.")
             return summary(alert)
         if phase in (Phase.ASSIGN, Phase.SOURCE_RESOLVE, Phase.NOTIFY, Phase.CLOSE):
             steps[phase.value](own_id)

@@ -176,6 +176,13 @@ class OwnershipPolicy(Block):
             "responders and deadline; empty uses the standard text."
         ),
     )
+    allow_mass_mentions: bool = Field(
+        default=False,
+        description=(
+            "Let the notification template's own text mention everyone (@channel, @here, "
+            "@everyone, <!here> ...); mentions inside alert fields are always neutralised."
+        ),
+    )
 
     @model_validator(mode="before")
     @classmethod

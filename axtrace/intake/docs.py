@@ -77,10 +77,14 @@ INTAKE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "A delivery seen before: nothing changed; the first answer again."},
     202: {"description": "Stored durably: `{id, alerts: [{id, site, key, status}], delivery}`"
                          "; status is new, repeat, resolving or ignored."},
-    400: {"description": "The body is not UTF-8 JSON (`loc` names `body`)."},
+    400: {"description": "The body is not UTF-8 JSON (`loc` names `body`), nests more than "
+                         "32 deep (`loc` names the field), or a header value is over 4096 "
+                         "characters (`webhook-id`: 255; `loc` names the header)."},
     401: {"description": "A credential is missing or wrong (`loc` names the header)."},
     404: {"description": "The alert names a site that is not deployed (`loc` names it)."},
-    413: {"description": "The body is over 1 MiB."},
+    409: {"description": "The `webhook-id` was used before for a different body."},
+    413: {"description": "The body is over 1 MiB, or carries more than 1000 alerts "
+                         "(`loc` names `alerts`; AXTRACE_MAX_ALERTS_PER_DELIVERY)."},
     422: {"description": "A field is invalid (`loc` names it, `msg` says why)."},
     503: {"description": "The ledger or Prefect is unavailable: send it again later."},
 }

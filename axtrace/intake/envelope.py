@@ -17,6 +17,18 @@ class ParseError(InvalidInput):
     dotted path into the body (``alerts.0.labels.site``); the message says why."""
 
 
+class TooDeep(ParseError):
+    """A body that nests deeper than every source allows (400, naming where)."""
+
+    status_code = 400
+
+
+class TooMany(ParseError):
+    """A delivery with more alerts than one delivery may carry (413, naming ``alerts``)."""
+
+    status_code = 413
+
+
 class SourceConfig(BaseModel):
     """How one source's alerts are routed to sites (from settings; defaults work for most)."""
 

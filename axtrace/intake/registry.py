@@ -2,15 +2,17 @@
 
 Every parser takes the already-decoded JSON body (any JSON value) and the source's
 ``SourceConfig``, and returns envelopes or raises ``ParseError`` naming the field. :func:`parse`
-looks the source up and checks what comes back once more against the rules every source shares
-(site slug, labels ``str -> str`` within their limits); see :mod:`.sources._common`.
+looks the source up, bounds the body first (at most ``MAX_DEPTH`` deep: 400; at most
+``max_alerts`` alerts per delivery, ``AXTRACE_MAX_ALERTS_PER_DELIVERY``, 1000 by default: 413
+naming ``alerts``), and checks what comes back once more against the rules every source
+shares (site slug, labels ``str -> str`` within their limits); see :mod:`.sources._common`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from axtrace.intake.envelope import AlertEnvelope, ParseError, SourceConfig
+from axtrace.intake.envelope import AlertEnvelope, ParseError, SourceConfig, TooMany
 from axtrace.intake.sources import (
     alertmanager,
     azure_monitor,
@@ -19,7 +21,7 @@ from axtrace.intake.sources import (
     opsgenie,
     pagerduty,
 )
-from axtrace.intake.sources._common import check_slug, clean_labels, show
+from axtrace.intake.sources._common import check_depth, check_slug, clean_labels, show
 
 Parser = Callable[[object, SourceConfig], list[AlertEnvelope]]
 
@@ -33,16 +35,34 @@ SOURCES: dict[str, Parser] = {
 }
 
 
-def parse(source: str, body: object, config: SourceConfig) -> list[AlertEnvelope]:
+MAX_ALERTS_PER_DELIVERY = 1000
+
+
+def parse(
+    source: str, body: object, config: SourceConfig, *,
+    max_alerts: int = MAX_ALERTS_PER_DELIVERY,
+) -> list[AlertEnvelope]:
     """The envelopes of ``body`` as sent by ``source``; ``ParseError`` if it cannot be used."""
     parser = SOURCES.get(source)
     if parser is None:
         known = ", ".join(SOURCES)
         raise ParseError(f"unknown source {show(source)}; known: {known}", field="source")
+    check_depth(body)
+    listed = body.get("alerts") if isinstance(body, dict) else None
+    if isinstance(listed, list):  # refused before any of them is parsed
+        _check_count(len(listed), max_alerts)
     envelopes = parser(body, config)
+    _check_count(len(envelopes), max_alerts)
     for envelope in envelopes:
         _check(envelope)
     return envelopes
+
+
+def _check_count(count: int, limit: int) -> None:
+    if count > limit:
+        raise TooMany(f"{count} alerts in one delivery; at most {limit} (send them in "
+                      "several deliveries, or raise AXTRACE_MAX_ALERTS_PER_DELIVERY)",
+                      field="alerts")
 
 
 def _check(envelope: AlertEnvelope) -> None:

@@ -3,7 +3,9 @@
 One transaction holds the delivery, each occurrence it opens (with its ``received`` step and
 outbox row), repeat counts, and source resolutions (with an outbox row that wakes the run).
 A delivery seen before (same ``webhook-id``, or a byte-identical body within the dedup window)
-changes nothing and gets the first answer again.
+changes nothing and gets the first answer again. A ``webhook-id`` used before for a different
+body is refused (409 naming ``webhook-id``, recorded), never dropped as a repeat: the id is the
+sender's idempotency key, and a new alert under an old id must not vanish silently.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from axtrace.errors import AxTraceError, Conflict
 from axtrace.intake.envelope import AlertEnvelope, ParseError, SourceConfig
 from axtrace.intake.registry import parse
 from axtrace.intake.sources.pagerduty import routing_key_hash
@@ -42,7 +45,7 @@ RESOLUTION = SourceResolution.__table__  # type: ignore[attr-defined]
 
 # The hot path's statements, built once: SQLAlchemy then finds each compiled form by a cache
 # key it computed once, instead of building and keying a new statement per delivery.
-_BY_WEBHOOK_ID = select(DELIVERY.c.id, DELIVERY.c.result).where(
+_BY_WEBHOOK_ID = select(DELIVERY.c.id, DELIVERY.c.result, DELIVERY.c.body_sha256).where(
     DELIVERY.c.source == bindparam("src"), DELIVERY.c.webhook_id == bindparam("wid"),
     DELIVERY.c.status == "accepted").limit(1)
 _BY_BODY = select(DELIVERY.c.id, DELIVERY.c.result).where(
@@ -90,6 +93,7 @@ class Reply:
     body: dict[str, Any]
     created: list[Received] = field(default_factory=list)
     field: str | None = None
+    kind: str = "InvalidInput"
 
 
 class UnknownSite(ParseError):
@@ -130,6 +134,9 @@ def write(conn: Connection, incoming: Incoming) -> Reply:
     delivery seen before, else the delivery and what it says, or its rejection."""
     earlier = _earlier(conn, incoming.source, incoming.webhook_id, incoming.digest,
                        incoming.dedup_window)
+    if isinstance(earlier, Conflict):
+        return _reject(conn, incoming.source, incoming.raw, incoming.webhook_id,
+                       incoming.digest, earlier)
     if earlier is not None:
         return Reply(200, {**earlier, "duplicate_delivery": True})
     if isinstance(incoming.parsed, ParseError):
@@ -180,11 +187,16 @@ def _one_writer(engine: Engine) -> Iterator[None]:
 
 def _earlier(
     conn: Connection, source: str, webhook_id: str | None, digest: str, window: float,
-) -> dict[str, Any] | None:
+) -> dict[str, Any] | Conflict | None:
     """The answer given to the same delivery before (its ``webhook-id``, or a byte-identical
-    body within ``window`` seconds), or None."""
+    body within ``window`` seconds), None, or a ``Conflict`` for a ``webhook-id`` that came
+    before with another body."""
     if webhook_id:
         found = conn.execute(_BY_WEBHOOK_ID, {"src": source, "wid": webhook_id}).first()
+        if found is not None and found.body_sha256 != digest:
+            return Conflict(
+                f"webhook-id was used by delivery {found.id} for a different body; send a "
+                "new alert under a new webhook-id", field="webhook-id")
         if found is not None:
             return _answer(found.id, found.result)
     since = utcnow() - timedelta(seconds=window)
@@ -213,7 +225,7 @@ def _envelopes(
     cfg = settings.source(source)
     config = SourceConfig(site_label=cfg.site_label, site_map=cfg.site_map,
                           default_site=cfg.default_site)
-    envelopes = parse(source, body, config)
+    envelopes = parse(source, body, config, max_alerts=settings.max_alerts_per_delivery)
     for index, envelope in enumerate(envelopes):
         if envelope.site is None and envelope.action != "fire":
             continue  # a resolve may name only its key: it is found by source and key
@@ -250,16 +262,18 @@ def stored_body(source: str, raw: bytes) -> str:
 
 def _reject(
     conn: Connection, source: str, raw: bytes, webhook_id: str | None, digest: str,
-    exc: ParseError,
+    exc: AxTraceError,
 ) -> Reply:
-    status = 404 if isinstance(exc, UnknownSite) else (400 if exc.field == "body" else 422)
+    """Record a rejected delivery; its status is the error's (a body that is not JSON: 400)."""
+    status = 400 if exc.field == "body" else exc.status_code
     conn.execute(_NEW_DELIVERY, dict(
         source=source, received_at=utcnow(), webhook_id=None, body_sha256=digest,
         body=stored_body(source, raw), status="rejected", http_status=status,
         reason=exc.message[:2000], field=(exc.field or "")[:300],
         result={"rejected_webhook_id": webhook_id} if webhook_id else {},
     ))
-    return Reply(status, {"error": exc.message}, field=exc.field)
+    kind = "InvalidInput" if isinstance(exc, ParseError) else type(exc).__name__
+    return Reply(status, {"error": exc.message}, field=exc.field, kind=kind)
 
 
 def _store(

@@ -16,8 +16,10 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from axtrace.errors import AxTraceError
+from axtrace.text import console_text
 
 if TYPE_CHECKING:  # the ledger and pydantic models load only when a command runs
     from axtrace.reports.model import Report
@@ -25,8 +27,9 @@ if TYPE_CHECKING:  # the ledger and pydantic models load only when a command run
 
 DEFAULT_SITES = Path("deployments/sites.yaml")
 SitesOpt = Annotated[Path, typer.Option("--sites", help="The sites file.")]
-console = Console()
-err = Console(stderr=True)
+# emoji=False: ``:name:`` in a site or detector name prints as written, not as an emoji
+console = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
 app = typer.Typer(help="AxTrace managers' view: report and verify.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 
@@ -39,7 +42,7 @@ class Format(StrEnum):
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(Text.assemble(("error:", "bold red"), " ", console_text(message)))
     raise typer.Exit(code)
 
 
@@ -82,7 +85,7 @@ def write(found: Report, format_: Format, output: Path | None) -> None:
             console.print(render_table(found))
             return
         with output.open("w") as file:
-            Console(file=file, width=200, no_color=True).print(render_table(found))
+            Console(file=file, width=200, no_color=True, emoji=False).print(render_table(found))
     else:
         text = {Format.JSON: to_json, Format.CSV: to_csv, Format.HTML: to_html}[format_](found)
         if output is None:
@@ -113,8 +116,8 @@ def verify(
                       + (" and every trace is intact" if ledger else ""))
         return
     console.print(drift_table(findings))
-    err.print(f"[bold red]{len(findings)} drift(s)[/] at: "
-              f"{', '.join(sorted({d.site for d in findings}))}")
+    err.print(Text.assemble((f"{len(findings)} drift(s)", "bold red"), " at: ",
+                            console_text(", ".join(sorted({d.site for d in findings})))))
     raise typer.Exit(1)
 
 
@@ -144,7 +147,8 @@ def _verify_ledger() -> list[Drift]:
 def drift_table(findings: list[Drift]) -> Table:
     table = Table("Site", "What", "Expected", "Found", title="Drift", title_justify="left")
     for drift in findings:
-        table.add_row(drift.site, drift.what, drift.expected, f"[red]{drift.found}[/]")
+        table.add_row(console_text(drift.site), console_text(drift.what),
+                      console_text(drift.expected), console_text(drift.found, style="red"))
     return table
 
 

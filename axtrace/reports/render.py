@@ -1,6 +1,10 @@
 """Formats of a report: a Rich table for the terminal, JSON and CSV for tools, Markdown for
 Prefect artifacts (the HTML page is in :mod:`axtrace.reports.html`).
 
+Names from the ledger (sites, detectors, versions, outcomes) are data in every format: escaped
+for Rich (:func:`~axtrace.text.console_text`) and Markdown (:func:`~axtrace.text.markdown_text`),
+formula-safe in CSV (:func:`~axtrace.text.csv_cell`); the HTML page escapes its own.
+
 Every format reads the same :data:`COLUMNS`: a column names where its number sits in the JSON
 (``path``) and how it reads (``fmt``), so the table shows exactly the JSON's numbers.
 """
@@ -19,6 +23,7 @@ from rich.text import Text
 
 from axtrace.reports.model import Report, SiteFigures
 from axtrace.reports.text import fmt_duration, fmt_int, fmt_number, fmt_pct, fmt_ratio
+from axtrace.text import console_text, csv_cell, markdown_text, printable
 
 
 @dataclass(frozen=True)
@@ -106,11 +111,13 @@ def render_table(report: Report) -> Group:
         consistency_table(report),
         Text(f"Consistency score: {score_text(report)}", style="bold"),
     ]
-    parts += [Text(f"! {flag.message}", style="red") for flag in report.consistency.flags]
+    parts += [Text(printable(f"! {flag.message}"), style="red")
+              for flag in report.consistency.flags]
     if report.sites_on_old_workflow:
-        parts.append(Text(f"Sites that ran an old workflow (newest "
-                          f"{report.newest_workflow_version}): "
-                          f"{', '.join(report.sites_on_old_workflow)}", style="yellow"))
+        parts.append(Text(printable(f"Sites that ran an old workflow (newest "
+                                    f"{report.newest_workflow_version}): "
+                                    f"{', '.join(report.sites_on_old_workflow)}"),
+                          style="yellow"))
     parts += [detectors_table(report), versions_table(report)]
     return Group(*parts)
 
@@ -121,7 +128,7 @@ def figures_table(title: str, columns: Sequence[Column], rows: list[dict[str, An
     for column in columns:
         table.add_column(column.header, justify="right")
     for row in rows:
-        table.add_row(row["site"], *(column.cell(row) for column in columns),
+        table.add_row(console_text(row["site"]), *(column.cell(row) for column in columns),
                       style="bold" if row is rows[-1] else None)
     return table
 
@@ -133,8 +140,9 @@ def consistency_table(report: Report) -> Table:
         fmt = fmt_pct if spread.unit == "%" else fmt_duration
         table.add_row(
             spread.label,
-            f"{spread.best_site} {fmt(spread.best)}" if spread.best_site else "-",
-            f"{spread.worst_site} {fmt(spread.worst)}" if spread.worst_site else "-",
+            console_text(f"{spread.best_site} {fmt(spread.best)}" if spread.best_site else "-"),
+            console_text(f"{spread.worst_site} {fmt(spread.worst)}" if spread.worst_site
+                         else "-"),
             fmt_ratio(spread.ratio), fmt_number(spread.cv),
             fmt_number(None if spread.consistency is None else round(spread.consistency, 3)),
         )
@@ -146,7 +154,8 @@ def detectors_table(report: Report) -> Table:
                   title="Detectors (feedback for the AI team)", title_justify="left")
     for site in report.sites:
         for det in site.by_detector:
-            table.add_row(site.site, det.detector or "-", det.version or "-",
+            table.add_row(console_text(site.site), console_text(det.detector or "-"),
+                          console_text(det.version or "-"),
                           str(det.counts.raised), str(det.counts.resolved),
                           fmt_pct(det.false_positive.pct))
     return table
@@ -156,14 +165,14 @@ def versions_table(report: Report) -> Table:
     table = Table("Site", "Outcomes", "Workflow versions", "Policy versions",
                   title="Outcomes and versions", title_justify="left")
     for site in report.sites:
-        table.add_row(site.site, _pairs(site.outcomes.items()),
+        table.add_row(console_text(site.site), _pairs(site.outcomes.items()),
                       _pairs((v.version or "-", v.alerts) for v in site.workflow_versions),
                       _pairs((v.version or "-", v.alerts) for v in site.policy_versions))
     return table
 
 
-def _pairs(pairs: Any) -> str:
-    return ", ".join(f"{name}: {count}" for name, count in pairs) or "-"
+def _pairs(pairs: Any) -> Text:
+    return console_text(", ".join(f"{name}: {count}" for name, count in pairs) or "-")
 
 
 # --------------------------------------------------------------------------- JSON, CSV
@@ -180,7 +189,7 @@ def to_csv(report: Report) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["site", *(c.key for c in COLUMNS)])
     for row in site_rows(report):
-        writer.writerow([row["site"], *("" if (v := c.value(row)) is None else v
+        writer.writerow([csv_cell(row["site"]), *("" if (v := c.value(row)) is None else v
                                         for c in COLUMNS)])
     return out.getvalue()
 
@@ -191,7 +200,8 @@ def to_csv(report: Report) -> str:
 def markdown_table(columns: Sequence[Column], rows: list[dict[str, Any]]) -> str:
     head = "| Site | " + " | ".join(c.header for c in columns) + " |"
     rule = "|---|" + "---:|" * len(columns)
-    body = ["| " + " | ".join([row["site"], *(c.cell(row) for c in columns)]) + " |"
+    body = ["| " + " | ".join([markdown_text(row["site"]), *(c.cell(row) for c in columns)])
+            + " |"
             for row in rows]
     return "\n".join([head, rule, *body])
 
@@ -199,10 +209,12 @@ def markdown_table(columns: Sequence[Column], rows: list[dict[str, Any]]) -> str
 def cross_site_markdown(report: Report) -> str:
     """The cross-site artifact: score, flags, figures per site, spread per figure."""
     rows = site_rows(report)
-    flags = "\n".join(f"- {f.message}" for f in report.consistency.flags) or "- none"
-    old = ", ".join(report.sites_on_old_workflow) or "none"
+    flags = "\n".join(f"- {markdown_text(f.message)}" for f in report.consistency.flags) \
+        or "- none"
+    old = ", ".join(markdown_text(s) for s in report.sites_on_old_workflow) or "none"
     spread = "\n".join(
-        f"| {s.label} | {s.best_site or '-'} | {s.worst_site or '-'} | {fmt_ratio(s.ratio)} "
+        f"| {s.label} | {markdown_text(s.best_site or '-')} | "
+        f"{markdown_text(s.worst_site or '-')} | {fmt_ratio(s.ratio)} "
         f"| {fmt_number(s.cv)} |" for s in report.consistency.figures)
     return (
         f"# AxTrace across sites\n\n{period_text(report)}\n\n"
@@ -215,14 +227,14 @@ def cross_site_markdown(report: Report) -> str:
 
 def site_markdown(site: str, reports: dict[str, Report]) -> str:
     """One site's artifact: its figures in every period (e.g. last day, last week)."""
-    lines = [f"# AxTrace at {site}\n"]
+    lines = [f"# AxTrace at {markdown_text(site)}\n"]
     for name, report in reports.items():
         found = next((s for s in report.sites if s.site == site), SiteFigures(site=site))
         row = found.model_dump(mode="json")
         flags = [f.message for f in report.consistency.flags if f.site == site]
         lines += [f"## {name}: {period_text(report)}\n", "| Figure | Value |", "|---|---:|"]
         lines += [f"| {c.header} | {c.cell(row)} |" for c in COLUMNS]
-        lines += [f"\n- outlier: {m}" for m in flags]
+        lines += [f"\n- outlier: {markdown_text(m)}" for m in flags]
         lines.append("")
     return "\n".join(lines)
 

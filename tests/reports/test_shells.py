@@ -149,3 +149,19 @@ def test_far_away_periods_are_clamped_or_refused_not_crashed(client: Client, sin
     assert response.status_code in (200, 422), response.text
     if response.status_code == 200:
         assert len(response.json()["weekly"]) == 260
+
+
+def test_report_prints_names_with_rich_markup_or_escapes_as_written(
+    ledger: Ledger, tmp_path: Path,
+) -> None:
+    ledger.alert("alpha", detector="[/]", version="[bold]2\x1b[2J", ack=60, resolve=600)
+    ledger.alert("beta", detector=":warning: [link=http://evil.example]x", ack=60)
+    result = runner.invoke(app, ["report", *PERIOD, "--sites", str(sites_file(tmp_path))])
+    assert result.exit_code == 0, result.output
+    assert "[/]" in result.stdout
+    assert "[bold]2[2J" in result.stdout
+    assert "\x1b" not in result.stdout
+    out = tmp_path / "report.txt"  # 200 columns wide: names unwrapped
+    written = runner.invoke(app, ["report", *PERIOD, "-o", str(out)])
+    assert written.exit_code == 0, written.output
+    assert ":warning: [link=http://evil.example]x" in out.read_text()

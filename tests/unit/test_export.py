@@ -55,3 +55,23 @@ def test_export_since_a_future_date_is_empty_and_a_bad_format_is_refused(ledger:
     assert CliRunner().invoke(app, ["export", "--since", "2999-01-01"]).stdout == ""
     bad = CliRunner().invoke(app, ["export", "--format", "xml"])
     assert bad.exit_code == 1
+
+
+def test_csv_cells_that_would_be_spreadsheet_formulas_start_with_a_quote(
+    ledger: str, tmp_path: Path,
+) -> None:
+    with Session(engine_for(ledger)) as session:
+        repo.create_alert(session=session, actor="t", alert=AlertCreate(
+            site="berlin-plant", key="=cmd|'/c calc'!A0", title="=HYPERLINK(\"http://x\")",
+            detector="@SUM(1+1)"))
+        session.commit()
+    target = tmp_path / "ledger.csv"
+    result = CliRunner().invoke(app, ["export", "--format", "csv", "--output", str(target)])
+    assert result.exit_code == 0, result.output
+    row = next(csv.DictReader(io.StringIO(target.read_text())))
+    assert row["title"] == "'=HYPERLINK(\"http://x\")"
+    assert row["key"] == "'=cmd|'/c calc'!A0"
+    assert row["detector"] == "'@SUM(1+1)"
+    assert row["site"] == "berlin-plant"
+    jsonl = json.loads(CliRunner().invoke(app, ["export"]).stdout.splitlines()[0])
+    assert jsonl["title"] == "=HYPERLINK(\"http://x\")", "JSONL keeps the value exact"

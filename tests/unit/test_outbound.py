@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from axtrace import outbound
+from axtrace.text import ZERO_WIDTH_SPACE
 from axtrace_blocks import OwnershipPolicy
 from tests.unit.conftest import POLICY
 
@@ -65,3 +71,93 @@ def test_only_http_urls_with_a_host_may_be_called(url: str) -> None:
 
 def test_public_addresses_pass() -> None:
     outbound.check_url("https://93.184.215.14/hook", allow_private=False)
+
+
+# --------------------------------------------------------------------------- bounds
+
+
+@pytest.mark.parametrize(("template", "error"), [
+    ("{{ 1 / 0 }}", "ZeroDivisionError"),
+    ("{{ 2.0 ** 100000 }}", "OverflowError"),
+    ("{{ alert.title + 1 }}", "TypeError"),
+    ("{{ responders[5].name.first }}", "UndefinedError"),
+    ("{{ 10 ** (10 ** 10) }}", "RenderLimit"),
+    ("{{ 'x' * 10 ** 9 }}", "RenderLimit"),
+    ("{% set ns = namespace(x=3) %}{% for i in range(40) %}{% set ns.x = ns.x * ns.x %}"
+     "{% endfor %}{{ ns.x }}", "RenderLimit"),
+    ("{% set ns = namespace(s='ab') %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}"
+     "{% endfor %}{{ ns.s }}", "RenderLimit"),
+    ("{{ responders | map('int') | sum / 0 }}", "ZeroDivisionError"),
+])
+def test_a_template_failing_at_run_time_falls_back_to_the_standard_text(
+    template: str, error: str,
+) -> None:
+    found = outbound.compose(template, CONTEXT)
+    assert found.text == "standard"
+    assert found.error is not None
+    assert found.error.startswith(error)
+    assert "Alert 7 at berlin-plant: Crack" in found.body
+
+
+def test_rendering_is_stopped_after_its_time_bound() -> None:
+    slow = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+    started = time.monotonic()
+    found = outbound.compose(slow, CONTEXT)
+    assert time.monotonic() - started < outbound.RENDER_SECONDS + 2
+    assert found.text == "standard"
+    assert found.error == f"RenderLimit: rendering took longer than {outbound.RENDER_SECONDS:g}s"
+
+
+def test_a_body_over_the_size_bound_is_cut_and_the_cut_noted() -> None:
+    found = outbound.compose("{% for i in range(100000) %}0123456789{% endfor %}", CONTEXT)
+    assert found.text == "policy"
+    assert found.truncated
+    assert len(found.body) == outbound.MAX_BODY_CHARS
+    assert found.body.endswith(outbound.TRUNCATION_MARK)
+    assert found.error == f"cut to {outbound.MAX_BODY_CHARS} characters"
+
+
+# --------------------------------------------------------------------------- mentions
+
+
+def with_title(title: str) -> dict[str, Any]:
+    return {**CONTEXT, "alert": {**CONTEXT["alert"], "title": title}}  # type: ignore[dict-item]
+
+
+def test_mass_mentions_in_alert_fields_never_mention() -> None:
+    for allow in (False, True):
+        found = outbound.compose(None, with_title("<!channel> @here @everyone"),
+                                 allow_mass_mentions=allow)
+        assert f"<{ZERO_WIDTH_SPACE}!channel> @{ZERO_WIDTH_SPACE}here " \
+               f"@{ZERO_WIDTH_SPACE}everyone" in found.body
+
+
+def test_the_templates_own_mass_mentions_need_the_policy_to_allow_them() -> None:
+    template = "@channel {{ alert.title }}"
+    assert outbound.compose(template, CONTEXT).body == f"@{ZERO_WIDTH_SPACE}channel Crack"
+    assert outbound.compose(template, CONTEXT, allow_mass_mentions=True).body == \
+        "@channel Crack"
+
+
+def test_the_policy_field_allowing_mass_mentions_is_off_by_default() -> None:
+    assert OwnershipPolicy.model_validate(POLICY).allow_mass_mentions is False
+
+
+TEMPLATES = st.sampled_from([
+    None, "{{ alert.title }}", "{{ alert.title | upper }} {{ alert.site }}",
+    "{{ alert.title * 3 }}", "{{ alert.title | int / 0 }}", "{{ alert.title[0] }}",
+    "{{ alert.title | length ** 2 }}", "{{ alert.title ~ responders | join('@') }}",
+])
+
+
+@given(title=st.text(), template=TEMPLATES)
+@settings(max_examples=200)
+def test_any_title_renders_in_any_template_without_mass_mentions(
+    title: str, template: str | None,
+) -> None:
+    found = outbound.compose(template, with_title(title))
+    assert len(found.body) <= outbound.MAX_BODY_CHARS
+    assert found.text == "policy" or template is None or found.error is not None
+    lowered = found.body.lower()
+    for mention in ("@channel", "@here", "@everyone", "<!channel", "<!here"):
+        assert mention not in lowered

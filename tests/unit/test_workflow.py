@@ -6,12 +6,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from markdown_it import MarkdownIt
 from sqlmodel import Session
 
 from axtrace import ownership, workflow
 from axtrace.ledger import repo
 from axtrace.ledger.db import engine_for
-from axtrace.ledger.models import Alert, AlertCreate, Status, utcnow
+from axtrace.ledger.models import Alert, AlertCreate, Status, TraceEntry, utcnow
 from axtrace.testing import wait_until
 from axtrace.workflow import Answer, Phase
 from axtrace_blocks import OwnershipPolicy
@@ -159,3 +162,113 @@ def test_the_workflow_version_is_the_package_version_and_a_hash_of_the_code() ->
     version = workflow.workflow_version()
     assert version.startswith("0.1.0+")
     assert len(version.split("+")[1]) == 10
+
+
+# --------------------------------------------------------------------------- untrusted text
+
+MD = MarkdownIt("commonmark").enable(["table", "strikethrough"])
+MARKUP = ("[x](http://evil.example)", "![p](http://evil.example/p.png)", "<img src=x>",
+          "| 9 | 2026-01-01 00:00:00 | resolved | mallory |", "\n| 9 | fake | row | x |\n",
+          "**b** `c` ~~s~~ # h", "\x1b[2J\x00", "https://evil.example www.evil.example")
+FIELD = st.lists(st.text(max_size=5) | st.sampled_from(MARKUP), max_size=5).map("".join)
+
+
+def markdown_tokens(markdown: str) -> list[str]:
+    return [t.type for t in MD.parse(markdown)] + [
+        c.type for t in MD.parse(markdown) if t.children for c in t.children]
+
+
+@given(title=FIELD, site=FIELD, detector=FIELD, actor=FIELD, owner=FIELD)
+@settings(max_examples=60)
+def test_the_artifact_shows_any_alert_text_as_text_in_one_trace_table(
+    title: str, site: str, detector: str, actor: str, owner: str,
+) -> None:
+    alert = Alert(id=7, site=site, key="k", title=title, detector=detector, owner=owner,
+                  received_at=utcnow(), level=1, evidence_url="https://x.example/e?a=(1)")
+    trace = [TraceEntry(seq=n, step="received", actor=actor, at=utcnow(), detail={})
+             for n in (1, 2)]
+    markdown = workflow.artifact_markdown(alert, trace, "Waiting.")
+    tokens = markdown_tokens(markdown)
+    assert tokens.count("table_open") == 1
+    assert tokens.count("tr_open") == 3, "the header and one row per step, nothing more"
+    assert tokens.count("link_open") == 1, "the evidence link only"
+    assert not {"image", "html_inline", "html_block", "code_inline", "em_open", "s_open",
+                "bullet_list_open", "blockquote_open"} & set(tokens)
+    assert tokens.count("heading_open") == 1
+    assert "\x1b" not in markdown
+    assert "\x00" not in markdown
+
+
+def test_the_artifact_heading_and_rows_read_as_the_alerts_text() -> None:
+    alert = Alert(id=7, site="berlin-plant", key="k", title="[click](http://evil.example)",
+                  received_at=utcnow(), level=1, owner="ops", evidence_url="javascript:x()")
+    trace = [TraceEntry(seq=1, step="received", actor="mallory | 2 | x", at=utcnow(),
+                        detail={})]
+    tokens = MD.parse(workflow.artifact_markdown(alert, trace, "Waiting."))
+    heading = next(t for i, t in enumerate(tokens) if i and tokens[i - 1].type == "heading_open")
+    assert "".join(c.content for c in heading.children or []) == \
+        "Alert 7 at berlin-plant: [click](http://evil.example)"
+    cells = ["".join(c.content for c in t.children or []) for t in tokens if t.type == "inline"]
+    assert cells[-4:] == ["1", cells[-3], "received", "mallory | 2 | x"]
+    assert "link_open" not in markdown_tokens(workflow.artifact_markdown(alert, trace, ""))
+
+
+def test_the_resume_form_shows_title_and_responders_as_text(ledger: str) -> None:
+    policy = {**POLICY, "escalation_chain": [
+        {"responders": ["[anna](http://evil.example)", "ben"], "acknowledge_within": "10m"}]}
+    pinned = ownership.snapshot(OwnershipPolicy.model_validate(policy))
+    alert = Alert(id=7, site="berlin-plant", key="k", title="![x](http://e.example/p.png)",
+                  received_at=utcnow(), level=1, policy=pinned)
+    form = workflow.answer_form(alert, Phase.ACKNOWLEDGE)
+    tokens = markdown_tokens(form._description)
+    assert "image" not in tokens
+    assert "link_open" not in tokens
+    assert "[anna](http://evil.example), ben" in "".join(
+        c.content for t in MD.parse(form._description) if t.children for c in t.children)
+
+
+# --------------------------------------------------------------------------- notifications
+
+
+def alert_to_notify(ledger: str, policy: dict[str, Any], title: str = "Crack") -> int:
+    alert_id = assigned_alert(ledger)
+    pinned = ownership.snapshot(OwnershipPolicy.model_validate(policy))
+    with Session(engine_for(ledger)) as session:
+        alert = repo.get_alert(session=session, alert_id=alert_id)
+        alert.policy, alert.notified_level, alert.title = pinned, 0, title
+        session.add(alert)
+        session.commit()
+    return alert_id
+
+
+@pytest.mark.parametrize("template", [
+    "{{ 1 / 0 }}", "{{ 2.0 ** 100000 }}", "{{ alert.title + 1 }}", "{{ 10 ** (10 ** 10) }}",
+    "{{ ''.__class__.__mro__ }}", "{% for i in range(100000) %}{% for j in range(100000) %}"
+    "{% endfor %}{% endfor %}",
+])
+def test_a_failing_template_is_recorded_on_notified_and_the_standard_text_is_used(
+    ledger: str, template: str,
+) -> None:
+    alert_id = alert_to_notify(ledger, {**POLICY, "notification_template": template})
+    deadline = load(alert_id).ack_deadline
+    detail = workflow.notify(alert_id)
+    with Session(engine_for(ledger)) as session:
+        last = repo.trace_of(session=session, alert_id=alert_id)[-1]
+    assert last.step == "notified"
+    assert last.detail["text"] == "standard"
+    assert last.detail["template_error"] == detail["template_error"]
+    assert last.detail["template_error"].split(":")[0] in (
+        "ZeroDivisionError", "OverflowError", "TypeError", "RenderLimit", "SecurityError")
+    assert last.detail["delivered"] is True
+    alert = load(alert_id)
+    assert (alert.notified_level, alert.ack_deadline) == (1, deadline), "the clock runs on"
+    assert workflow.decide(alert) is Phase.ACKNOWLEDGE
+
+
+def test_the_notification_neutralises_mass_mentions_in_alert_fields(ledger: str) -> None:
+    alert_id = alert_to_notify(ledger, {**POLICY, "allow_mass_mentions": True,
+                                        "notification_template": "@here {{ alert.title }}"},
+                               title="@channel <!everyone> look")
+    message = workflow.notification(load(alert_id), ["anna"])
+    assert message.body == "@here @\u200bchannel <\u200b!everyone> look"
+    assert workflow.notify(alert_id)["text"] == "policy"

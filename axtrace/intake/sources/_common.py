@@ -19,6 +19,9 @@ Rules that hold for every source (the registry checks the envelopes once more):
   text with unpaired surrogates (``"\\ud800"``) and ``NaN``/``Infinity``.
 - Field paths in errors name the body's fields, escaped and cut so they are always safe to
   send back; bad values are shown as a ``repr`` of at most 80 characters.
+- A body nests at most ``MAX_DEPTH`` (32) objects and arrays deep (``check_depth``, run by
+  the registry before any parser): deeper is a 400 naming the first field too deep, never a
+  ``RecursionError``.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from axtrace.intake.envelope import AlertEnvelope, ParseError, SourceConfig
+from axtrace.intake.envelope import AlertEnvelope, ParseError, SourceConfig, TooDeep
 
 SITE_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,62}", re.ASCII)
 MAX_LABELS = 64
@@ -45,6 +48,8 @@ MAX_DETECTOR_CHARS = 200
 MAX_VERSION_CHARS = 100
 MAX_URL_CHARS = 2000
 SEVERITIES = ("critical", "high", "medium", "low")
+MAX_DEPTH = 32
+MAX_PATH_CHARS = 200
 
 _TIME = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?"
@@ -285,6 +290,21 @@ def confidence(value: object, field: str) -> float | None:
 def present(obj: dict[str, Any], *names: str) -> dict[str, Any]:
     """The entries of ``obj`` among ``names`` that are present and not ``null``."""
     return {name: obj[name] for name in names if obj.get(name) is not None}
+
+
+def check_depth(value: object, field: str = "", limit: int = MAX_DEPTH) -> None:
+    """Refuse a body whose objects and arrays nest more than ``limit`` deep (``TooDeep``,
+    400), naming the first field too deep. Walks without recursion."""
+    pending: list[tuple[object, str, int]] = [(value, field, 0)]
+    while pending:
+        item, where, depth = pending.pop()
+        if not isinstance(item, dict | list):
+            continue
+        if depth >= limit:
+            shown = where if len(where) <= MAX_PATH_CHARS else where[:MAX_PATH_CHARS - 3] + "..."
+            raise TooDeep(f"nests more than {limit} objects or arrays deep", field=shown or "body")
+        children = item.items() if isinstance(item, dict) else enumerate(item)
+        pending.extend((child, join(where, name), depth + 1) for name, child in children)
 
 
 def check_text(value: object, field: str) -> None:
