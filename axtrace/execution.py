@@ -189,10 +189,6 @@ def execute(env: dict[str, str | None], cwd: str, new_session: bool, output: boo
     extra = [p for p in (env.get("PYTHONPATH") or "").split(os.pathsep) if p]
     sys.path[:] = [os.getcwd(), *extra, *(interpreter or sys.path[1:])]
     _share_tls_contexts()
-    if env.get("PREFECT_API_URL"):
-        from axtrace.prefect_client import retry_busy_api_in_this_process
-
-        retry_busy_api_in_this_process(env["PREFECT_API_URL"] or "")
     from prefect.context import SettingsContext, get_settings_context
     from prefect.logging.configuration import setup_logging
     from prefect.settings import Settings
