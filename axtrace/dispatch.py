@@ -27,6 +27,19 @@ from axtrace.sites import full_name
 
 logger = logging.getLogger("axtrace.dispatch")
 MAX_BACKOFF = 60.0
+BUSY_BACKOFF = 5.0
+"""A server that answered 503 is busy, not away: its rows are tried again within 5 s."""
+
+
+def backoff(attempts: int, *, busy: bool) -> float:
+    """Seconds until a row that failed ``attempts`` times is due again: 1, 2, 4 ... up to a
+    minute while Prefect is away or the site is not deployed, up to 5 s while it is busy."""
+    return min(BUSY_BACKOFF if busy else MAX_BACKOFF, 0.5 * 2.0**attempts)
+
+
+def _busy(exc: BaseException) -> bool:
+    response = getattr(exc, "response", None)
+    return getattr(response, "status_code", None) == 503
 
 
 def idempotency_key(alert: Alert, item: OutboxItem | None = None) -> str:
@@ -94,7 +107,7 @@ async def wake(client: Any, alert: Alert) -> bool:
 
 
 def _finish(item_id: int, alert_id: int, *, done: bool, run_id: str | None = None,
-            error: str | None = None) -> None:
+            error: str | None = None, busy: bool = False) -> None:
     with ledger_session() as session:
         item = session.get(OutboxItem, item_id)
         if item is None:
@@ -109,7 +122,7 @@ def _finish(item_id: int, alert_id: int, *, done: bool, run_id: str | None = Non
         else:
             item.attempts += 1
             item.last_error = (error or "")[:2000]
-            item.due_at = now + timedelta(seconds=min(MAX_BACKOFF, 0.5 * 2**item.attempts))
+            item.due_at = now + timedelta(seconds=backoff(item.attempts, busy=busy))
         session.add(item)
         session.commit()
 
@@ -125,7 +138,7 @@ async def _handle(client: Any, item: OutboxItem, alert: Alert) -> bool:
     except Exception as exc:  # Prefect away or site not deployed: retry later
         logger.warning("%s of alert %s failed: %s", item.topic, alert.id, exc)
         await asyncio.to_thread(_finish, item.id or 0, alert.id or 0, done=False,
-                                error=repr(exc))
+                                error=repr(exc), busy=_busy(exc))
         return False
     await asyncio.to_thread(_finish, item.id or 0, alert.id or 0, done=True, run_id=run_id)
     return True

@@ -108,3 +108,21 @@ def test_stopping_waits_for_the_rows_in_flight(ledger: str) -> None:
     handled, stopping = relay(slow={3}, slow_seconds=1.0, concurrency=8, until=2)
     assert set(handled) == {1, 2, 3}, "the row in flight finished before the pump returned"
     assert stopping < 5.0
+
+
+def test_a_busy_server_is_tried_again_within_seconds_an_absent_one_backs_off_to_a_minute(
+) -> None:
+    assert [dispatch.backoff(n, busy=True) for n in range(1, 8)] == [1, 2, 4, 5, 5, 5, 5]
+    assert [dispatch.backoff(n, busy=False) for n in range(1, 9)] == [1, 2, 4, 8, 16, 32, 60, 60]
+
+
+def test_a_503_from_prefect_counts_as_busy() -> None:
+    import httpx
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    request = httpx.Request("POST", "http://prefect/api/deployments/x/create_flow_run")
+    busy = PrefectHTTPStatusError.from_httpx_error(httpx.HTTPStatusError(
+        "busy", request=request, response=httpx.Response(503, request=request)))
+    away = httpx.ConnectError("refused", request=request)
+    assert dispatch._busy(busy)
+    assert not dispatch._busy(away)
