@@ -174,6 +174,23 @@ def _progress() -> Progress:
 
 
 @app.command()
+def version() -> None:
+    """The package version, and the workflow version each site's deployment must record
+    (a hash of every file that decides what a run does; `axtrace verify` checks it)."""
+    from axtrace import __version__
+    from axtrace.errors import InvalidInput
+    from axtrace.sites import project_root
+    from axtrace.version import behaviour_files, workflow_version
+
+    try:
+        root: Path | None = project_root()
+    except InvalidInput:
+        root = None  # outside a project folder: the installed code
+    typer.echo(f"axtrace {__version__}")
+    typer.echo(f"workflow {workflow_version(root)} ({len(behaviour_files(root))} files)")
+
+
+@app.command()
 def serve(sites: SitesOpt = DEFAULT_SITES) -> None:
     """Serve every site deployment from this process (run several for more capacity)."""
     from axtrace.runtime import run_async, serve_sites

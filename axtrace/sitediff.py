@@ -127,7 +127,7 @@ def _flat(value: Any, prefix: str) -> Iterator[tuple[str, str]]:
 def desired_sites(specs: list[SiteSpec], root: Path) -> dict[str, SiteState]:
     """What ``sites apply`` would leave on the server for each site of the file."""
     from axtrace.sites import describe
-    from axtrace.workflow import workflow_version
+    from axtrace.version import workflow_version
 
     version = workflow_version(root)
     return {s.site: SiteState(policy_fields(s.policy), version, describe(s)) for s in specs}

@@ -16,7 +16,8 @@ from typing import Any
 from axtrace import ownership
 from axtrace.errors import InvalidInput
 from axtrace.sitefile import Checked, Problem, SiteSpec, fmt_duration, read
-from axtrace.workflow import FLOW_ENTRYPOINT, FLOW_NAME, workflow_version
+from axtrace.version import workflow_version
+from axtrace.workflow import FLOW_ENTRYPOINT, FLOW_NAME
 
 DEFAULT_SITES = Path("deployments/sites.yaml")
 

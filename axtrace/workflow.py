@@ -12,18 +12,16 @@ answer; the flow sees the deadline has passed and escalates (or marks the alert 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
-from pathlib import Path
 from typing import Any, Literal, cast
 
 from pydantic import BaseModel, Field, create_model
 from sqlmodel import Session
 
-from axtrace import __version__, outbound, ownership
+from axtrace import outbound, ownership
 from axtrace.events import emit_step
 from axtrace.ledger import repo
 from axtrace.ledger.models import (
@@ -38,6 +36,7 @@ from axtrace.ledger.models import (
 from axtrace.ledger.session import in_transaction, ledger_session
 from axtrace.outbound import Notification
 from axtrace.text import markdown_link, markdown_text, printable, without_mass_mentions
+from axtrace.version import workflow_version
 
 FLOW_NAME = "respond-to-alert"
 FLOW_ENTRYPOINT = "flows/respond.py:respond_to_alert"
@@ -45,16 +44,6 @@ BACKSTOP = timedelta(days=30)
 """Prefect fails a suspended run after this; AxTrace's own deadlines are far shorter."""
 
 logger = logging.getLogger("axtrace.workflow")
-
-
-def workflow_version(root: Path | None = None) -> str:
-    """``<package version>+<hash of the workflow code>``: equal wherever the code is equal."""
-    here = Path(__file__)
-    flow_file = (root or here.parents[1]) / "flows" / "respond.py"
-    digest = hashlib.sha256(here.read_bytes())
-    if flow_file.exists():
-        digest.update(flow_file.read_bytes())
-    return f"{__version__}+{digest.hexdigest()[:10]}"
 
 
 class Phase(StrEnum):

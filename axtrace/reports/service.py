@@ -19,7 +19,7 @@ from axtrace.reports.model import Report, Scope
 def code_version(start: Path | None = None) -> str | None:
     """``workflow_version`` of the project holding ``start`` (default cwd); None outside one."""
     from axtrace.sites import project_root
-    from axtrace.workflow import workflow_version
+    from axtrace.version import workflow_version
 
     try:
         return workflow_version(project_root(start))

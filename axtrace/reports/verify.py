@@ -61,7 +61,7 @@ def verify_sites(sites_path: Path, *, root: Path | None = None) -> list[Drift]:
     from prefect import get_client
 
     from axtrace.sites import load_sites, project_root
-    from axtrace.workflow import workflow_version
+    from axtrace.version import workflow_version
 
     specs = load_sites(sites_path)
     root = root or project_root(sites_path.resolve().parent)
@@ -145,7 +145,8 @@ def check_deployment(site: str, deployment: Any, expected_version: str) -> list[
 
 def check_code(site: str, deployment: Any) -> list[Drift]:
     """The flow code the deployment points at hashes to the version it records."""
-    from axtrace.workflow import FLOW_ENTRYPOINT, workflow_version
+    from axtrace.version import workflow_version
+    from axtrace.workflow import FLOW_ENTRYPOINT
 
     if not deployment.path or not Path(deployment.path).is_dir():
         return []  # code pulled from elsewhere at run time: nothing on this disk to hash
