@@ -15,7 +15,7 @@ from axtrace.errors import Conflict, Forbidden, InvalidInput, Unavailable
 from axtrace.events import emit_step
 from axtrace.ledger import repo
 from axtrace.ledger.models import Alert, Outcome, Status, Step
-from axtrace.ledger.session import in_transaction, ledger_session
+from axtrace.ledger.session import in_transaction
 from axtrace.workflow import load_alert, refusal
 
 Action = Literal["acknowledge", "resolve"]
@@ -127,10 +127,4 @@ def _check_won(before: Alert, after: Alert, action: Action, who: str) -> None:
         raise Conflict(reason, field="status")
 
 
-def last_step(alert_id: int) -> str | None:
-    with ledger_session() as session:
-        trace = repo.trace_of(session=session, alert_id=alert_id)
-    return trace[-1].step if trace else None
-
-
-__all__ = ["Action", "Step", "act", "last_step", "record_refusal"]
+__all__ = ["Action", "Step", "act", "record_refusal"]

@@ -100,6 +100,3 @@ def intake_openapi(source: str) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {
         "schema": {"type": "object"}, "examples": {source: {"value": example}}}}}}
 
-
-def example(source: str) -> dict[str, Any]:
-    return dict(_EXAMPLES[source])
