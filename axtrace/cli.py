@@ -25,7 +25,7 @@ from rich.text import Text
 
 from axtrace.errors import AxTraceError
 from axtrace.settings import get_settings
-from axtrace.text import console_text
+from axtrace.text import console_text, labelled
 
 if TYPE_CHECKING:
     from axtrace.sitefile import Checked, Problem
@@ -46,13 +46,8 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
-    err.print(error_line(message))
+    err.print(labelled("error:", "bold red", message))
     raise typer.Exit(code)
-
-
-def error_line(message: str) -> Text:
-    """``error: <message>``, the message printed as written."""
-    return Text.assemble(("error:", "bold red"), " ", console_text(message))
 
 
 def _api(method: str, path: str, **kwargs: Any) -> Any:
@@ -248,8 +243,10 @@ def sites_check(
 
     if fmt not in ("text", "json"):
         _fail(f"--format must be text or json, got {fmt!r}")
+    from axtrace.sites import notification_warnings
+
     checked = _read_sites(path)
-    server = _server_warnings(checked)
+    server = notification_warnings(checked)
     problems = sorted([*checked.problems, *(server or [])], key=lambda p: p.line)
     if fmt == "json":
         sys.stdout.write(json.dumps([p.as_dict() for p in problems], indent=2) + "\n")
@@ -297,10 +294,8 @@ def sites_diff(
     if fmt == "json":
         sys.stdout.write(json.dumps([c.as_dict() for c in changes], indent=2) + "\n")
     else:
-        from rich.markup import escape
-
         for change in changes:
-            console.print(escape(str(change)), soft_wrap=True)
+            console.print(console_text(str(change)), soft_wrap=True)
         console.print(f"{len(changes)} change(s) on {server}" if changes
                       else "No changes: the server has what the file says.", soft_wrap=True)
     if changes:
@@ -316,17 +311,13 @@ def _read_sites(path: Path) -> Checked:
         _fail(exc.message)
 
 
-def _server_warnings(checked: Checked) -> list[Problem] | None:
-    from axtrace.sites import notification_warnings
-
-    return notification_warnings(checked)
-
-
 def _checked_sites(path: Path, *, ask_prefect: bool = False, code: int = 1) -> Checked:
     """The sites of ``path``, its warnings printed; refused (exit 1) with every error printed
     exactly as ``axtrace sites check`` prints them."""
+    from axtrace.sites import notification_warnings
+
     checked = _read_sites(path)
-    server = _server_warnings(checked) if ask_prefect and not checked.errors else None
+    server = notification_warnings(checked) if ask_prefect and not checked.errors else None
     _print_problems(sorted([*checked.problems, *(server or [])], key=lambda p: p.line))
     if checked.errors:
         _fail(f"{path}: {len(checked.errors)} error(s); nothing applied", code)
@@ -334,11 +325,10 @@ def _checked_sites(path: Path, *, ask_prefect: bool = False, code: int = 1) -> C
 
 
 def _print_problems(problems: list[Problem]) -> None:
-    from rich.markup import escape
-
     for problem in problems:
-        label = "[bold red]error:[/]" if problem.severity == "error" else "[yellow]warning:[/]"
-        err.print(f"{label} {escape(str(problem))}", soft_wrap=True)
+        label, style = ("error:", "bold red") if problem.severity == "error" \
+            else ("warning:", "yellow")
+        err.print(labelled(label, style, str(problem)), soft_wrap=True)
 
 
 tokens_app = typer.Typer(help="Responder tokens for the API (stored hashed).")
@@ -522,5 +512,5 @@ def main() -> None:
     try:
         app()
     except AxTraceError as exc:
-        err.print(error_line(exc.message))
+        err.print(labelled("error:", "bold red", exc.message))
         sys.exit(2)

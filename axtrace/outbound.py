@@ -106,7 +106,7 @@ def compose(
     if template:
         try:
             body, truncated = _bounded_render(template, safe)
-            return Notification(_mentions(body, allow_mass_mentions), "policy", (
+            return Notification(mentions_as_allowed(body, allow_mass_mentions), "policy", (
                 f"cut to {MAX_BODY_CHARS} characters" if truncated else None), truncated)
         except Exception as exc:  # any failure of an operator's template: standard text
             error = f"{type(exc).__name__}: {exc}"[:300]
@@ -114,17 +114,13 @@ def compose(
         body, truncated = _bounded_render(DEFAULT_TEMPLATE, safe)
     except Exception:  # the standard text of an odd context: the plainest text there is
         body, truncated = f"AxTrace alert {safe.get('alert', {}).get('id')}", False
-    return Notification(_mentions(body, allow_mass_mentions), "standard", error, truncated)
+    return Notification(mentions_as_allowed(body, allow_mass_mentions), "standard", error,
+                        truncated)
 
 
-def render(template: str | None, context: dict[str, Any]) -> tuple[str, str | None]:
-    """The notification body, and the template error if the policy's template failed."""
-    found = compose(template, context)
-    return found.body, found.error
-
-
-def _mentions(body: str, allow: bool) -> str:
-    return body if allow else without_mass_mentions(body)
+def mentions_as_allowed(text: str, allow: bool) -> str:
+    """``text`` as sent: mass mentions neutralised unless the policy allows them."""
+    return text if allow else without_mass_mentions(text)
 
 
 def _without_mentions(value: Any) -> Any:

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_HOME = Path("~/.axtrace").expanduser()
+MAX_ALERTS_PER_DELIVERY = 1000
+"""Alerts one intake delivery may carry by default (``AXTRACE_MAX_ALERTS_PER_DELIVERY``)."""
 
 
 class SourceSettings(BaseModel):
@@ -97,7 +99,7 @@ class Settings(BaseSettings):
     db_busy_timeout: float = Field(default=30.0, gt=0, description="SQLite lock wait (s).")
     max_body_bytes: int = Field(default=1024 * 1024, description="Larger bodies get 413.")
     max_alerts_per_delivery: int = Field(
-        default=1000, ge=1,
+        default=MAX_ALERTS_PER_DELIVERY, ge=1,
         description="Alerts one delivery may carry; more get 413 naming `alerts`.",
     )
     max_header_chars: int = Field(

@@ -94,6 +94,12 @@ def console_text(value: object, style: str = "") -> Text:
     return Text(printable(value), style=style)
 
 
+def labelled(label: str, style: str, message: object) -> Text:
+    """``<label> <message>`` for the CLI's error and warning lines: the label styled, the
+    message printed as written (:func:`console_text`)."""
+    return Text.assemble((label, style), " ", console_text(message))
+
+
 def csv_cell(value: object) -> object:
     """A CSV cell that no spreadsheet reads as a formula (OWASP, CSV injection): text that
     starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return (or their full-width

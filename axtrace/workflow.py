@@ -35,7 +35,7 @@ from axtrace.ledger.models import (
 )
 from axtrace.ledger.session import in_transaction, ledger_session
 from axtrace.outbound import Notification
-from axtrace.text import markdown_link, markdown_text, printable, without_mass_mentions
+from axtrace.text import markdown_link, markdown_text, printable
 from axtrace.version import workflow_version
 
 FLOW_NAME = "respond-to-alert"
@@ -316,7 +316,7 @@ def notification(alert: Alert, people: list[str]) -> Notification:
 
 def _subject(alert: Alert, pinned: dict[str, Any]) -> str:
     subject = printable(f"[AxTrace] {alert.site}: {alert.title} ({alert.severity})")
-    return subject if pinned.get("allow_mass_mentions") else without_mass_mentions(subject)
+    return outbound.mentions_as_allowed(subject, bool(pinned.get("allow_mass_mentions")))
 
 
 def _send(message: Notification, subject: str, channel: str | None) -> tuple[bool, str | None]:

@@ -22,6 +22,7 @@ from axtrace.intake.sources import (
     pagerduty,
 )
 from axtrace.intake.sources._common import check_depth, check_slug, clean_labels, show
+from axtrace.settings import MAX_ALERTS_PER_DELIVERY
 
 Parser = Callable[[object, SourceConfig], list[AlertEnvelope]]
 
@@ -33,9 +34,6 @@ SOURCES: dict[str, Parser] = {
     "azure-monitor": azure_monitor.parse,
     "opsgenie": opsgenie.parse,
 }
-
-
-MAX_ALERTS_PER_DELIVERY = 1000
 
 
 def parse(

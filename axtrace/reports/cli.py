@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from axtrace.errors import AxTraceError
-from axtrace.text import console_text
+from axtrace.text import console_text, labelled
 
 if TYPE_CHECKING:  # the ledger and pydantic models load only when a command runs
     from axtrace.reports.model import Report
@@ -42,7 +42,7 @@ class Format(StrEnum):
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(Text.assemble(("error:", "bold red"), " ", console_text(message)))
+    err.print(labelled("error:", "bold red", message))
     raise typer.Exit(code)
 
 

@@ -10,6 +10,7 @@ from axtrace import api, cli
 from axtrace.ledger import repo
 from axtrace.ledger.db import engine_for
 from axtrace.ledger.models import AlertCreate, Step
+from axtrace.text import labelled
 
 TITLE = "[/] [bold]Crack[link=http://evil.example] :warning: \\"
 
@@ -38,5 +39,5 @@ def test_axtrace_trace_prints_markup_in_titles_and_actors_as_written(ledger: str
 
 
 def test_error_messages_quoting_markup_print_as_written() -> None:
-    assert printed(cli.error_line("the token belongs to 'x', not '[/]'")).strip() == \
-        "error: the token belongs to 'x', not '[/]'"
+    line = labelled("error:", "bold red", "the token belongs to 'x', not '[/]'")
+    assert printed(line).strip() == "error: the token belongs to 'x', not '[/]'"

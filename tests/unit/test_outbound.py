@@ -19,8 +19,14 @@ CONTEXT = {"alert": {"id": 7, "site": "berlin-plant", "title": "Crack", "severit
            "level": 1, "responders": ["anna", "ben"], "deadline": "10:00"}
 
 
+def rendered(template: str | None) -> tuple[str, str | None]:
+    """The body sent for ``CONTEXT``, and the template's error if it failed."""
+    found = outbound.compose(template, CONTEXT)
+    return found.body, found.error
+
+
 def test_the_standard_text_names_the_alert_the_people_and_the_command() -> None:
-    body, error = outbound.render(None, CONTEXT)
+    body, error = rendered(None)
     assert error is None
     assert "Alert 7 at berlin-plant: Crack" in body
     assert "anna, ben" in body
@@ -28,7 +34,7 @@ def test_the_standard_text_names_the_alert_the_people_and_the_command() -> None:
 
 
 def test_a_policy_template_renders_the_alerts_fields() -> None:
-    body, error = outbound.render("{{ alert.site | upper }} needs {{ responders[0] }}", CONTEXT)
+    body, error = rendered("{{ alert.site | upper }} needs {{ responders[0] }}")
     assert (body, error) == ("BERLIN-PLANT needs anna", None)
 
 
@@ -39,7 +45,7 @@ def test_a_policy_template_renders_the_alerts_fields() -> None:
     "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
 ])
 def test_a_template_cannot_reach_code_and_falls_back_to_the_standard_text(attack: str) -> None:
-    body, error = outbound.render(attack, CONTEXT)
+    body, error = rendered(attack)
     assert error is not None
     assert "Alert 7 at berlin-plant" in body
     assert "uid=" not in body
