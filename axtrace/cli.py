@@ -24,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from axtrace.errors import AxTraceError
+from axtrace.ledger import seal
 from axtrace.settings import get_settings
 from axtrace.text import console_text, labelled
 
@@ -91,6 +92,7 @@ def up(
     logs = settings.home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     upgrade(settings.ledger_url)
+    seal.ledger_key()  # made now (0600) when none is given, before any process writes
     children: list[Any] = []
     env = dict(os.environ)
     stopping = threading.Event()
@@ -150,6 +152,8 @@ def _banner(prefect_api: str, port: int, sites: list[str], logs: Path) -> None:
     table.add_row("Prefect UI", ui)
     table.add_row("AxTrace API", f"http://127.0.0.1:{port}/docs")
     table.add_row("Ledger", get_settings().ledger_url)
+    table.add_row("Ledger key", "AXTRACE_LEDGER_KEY" if get_settings().ledger_key
+                  else f"{seal.key_path(get_settings())} (keep a copy: verify needs it)")
     table.add_row("Sites", ", ".join(sites))
     table.add_row("Logs", str(logs))
     console.print(table)

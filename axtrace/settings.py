@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     require_responder_tokens: bool = Field(
         default=False, description="Require responder tokens even before any is created."
     )
+    ledger_key: SecretStr | None = Field(
+        default=None,
+        description="Key of the ledger's seals (or block:<name>); default: <home>/ledger.key, "
+        "created on first use. Every process writing one ledger needs the same key.",
+    )
     allow_private_webhooks: bool = Field(
         default=False, description="Let notification blocks call loopback/private addresses."
     )

@@ -130,6 +130,12 @@ class Alert(AlertBase, table=True):
     source_resolved_at: datetime | None = _ts()
     trace_len: int = Field(default=0, description="Steps in the trace (finds truncation).")
     trace_head: str = Field(default="0" * 64, max_length=64, description="Hash of the last step.")
+    trace_seal: str | None = Field(
+        default=None, max_length=64, description="HMAC of id, trace_len and trace_head (keyed)."
+    )
+    state_seal: str | None = Field(
+        default=None, max_length=64, description="HMAC of the decisive columns (keyed)."
+    )
 
 
 class TraceEvent(SQLModel, table=True):
@@ -253,3 +259,17 @@ class AlertPublic(AlertBase):
     source_resolved_at: datetime | None = None
     flow_run_url: str | None = None
     trace: list[TraceEntry] = []
+
+
+def _seal_on_flush() -> None:
+    """Every ORM flush re-seals the alerts it writes (see :mod:`axtrace.ledger.seal`)."""
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session as OrmSession
+
+    from axtrace.ledger import seal
+
+    if not event.contains(OrmSession, "before_flush", seal.before_flush):
+        event.listen(OrmSession, "before_flush", seal.before_flush)
+
+
+_seal_on_flush()

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, bindparam, func, insert, update
 from sqlmodel import Session, col, select
 
 from axtrace.errors import NotFound
+from axtrace.ledger import seal
 from axtrace.ledger.models import (
     Alert,
     AlertCreate,
@@ -109,8 +110,8 @@ def insert_alert(
     source_resolved_at: datetime | None = None,
 ) -> int:
     """:func:`create_alert` for the intake's hot path, in SQLAlchemy Core: four statements
-    (the alert, its ``received`` step, the trace head on the alert, the outbox row), built
-    once, and no ORM objects. The first step's chain starts at ``GENESIS``."""
+    (the alert, its ``received`` step, the trace head and seals on the alert, the outbox row),
+    built once, and no ORM objects. The first step's chain starts at ``GENESIS``."""
     row = {name: getattr(alert, name) for name in AlertCreate.model_fields}
     alert_id: int = conn.execute(_NEW_ALERT, {
         **_ALERT_DEFAULTS, **row, "received_at": at, "source_resolved_at": source_resolved_at,
@@ -122,7 +123,9 @@ def insert_alert(
     conn.execute(_NEW_STEP, {"alert_id": alert_id, "seq": 1, "step": Step.RECEIVED.value,
                              "actor": actor, "at": at, "detail": detail,
                              "prev_hash": GENESIS, "hash": digest})
-    conn.execute(_TRACE_HEAD, {"alert": alert_id, "length": 1, "head": digest})
+    sealed = seal.seals(_key(), alert_id, {**_ALERT_DEFAULTS, **row, "received_at": at,
+                                           "trace_len": 1, "trace_head": digest})
+    conn.execute(_TRACE_HEAD, {"alert": alert_id, "length": 1, "head": digest, **sealed})
     conn.execute(_NEW_OUTBOX, {"alert_id": alert_id, "created_at": at, "due_at": at})
     return alert_id
 
@@ -135,7 +138,14 @@ _ALERT_DEFAULTS = {
 """Every column's value is given, so each new alert compiles to the one cached INSERT."""
 _NEW_STEP = insert(TRACE)
 _TRACE_HEAD = update(ALERT).where(ALERT.c.id == bindparam("alert")).values(
-    trace_len=bindparam("length"), trace_head=bindparam("head"))
+    trace_len=bindparam("length"), trace_head=bindparam("head"),
+    trace_seal=bindparam("trace_seal"), state_seal=bindparam("state_seal"))
+
+
+def _key() -> bytes:
+    key = seal.ledger_key()
+    assert key is not None  # created when missing
+    return key
 _NEW_OUTBOX = insert(OUTBOX)
 
 

@@ -16,13 +16,16 @@ and ``unlisted deployment``: no deployment of ``respond-to-alert`` exists for a 
 the file.
 
 Checks against the ledger (:func:`verify_ledger`), for every alert: its hash chain holds
-(an edited, removed or inserted step breaks it) and its trace holds every step its state
+(an edited, removed or inserted step breaks it); its trace holds every step its state
 implies (a truncated tail leaves the chain whole, but an alert ``closed`` without a ``closed``
-step is found).
+step is found); its keyed seals hold (:mod:`axtrace.ledger.seal`: a step rewritten with the
+chain recomputed, or a decisive column changed, by someone without the key); and no alert was
+deleted (a delivery, step or outbox row naming a missing alert, or on SQLite a gap in the ids).
 """
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -33,9 +36,10 @@ from typing import Any, Protocol
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from axtrace.ledger import repo
-from axtrace.ledger.models import Status, Step, TraceEvent
+from axtrace.ledger import repo, seal
+from axtrace.ledger.models import Delivery, OutboxItem, Status, Step, TraceEvent
 from axtrace.reports.query import ALERT
+from axtrace.settings import get_settings
 
 POLICY_BLOCK_TYPE = "axtrace-ownership-policy"
 
@@ -171,7 +175,7 @@ def unlisted(name: str) -> Drift:
 
 
 class AlertState(Protocol):
-    """What :func:`implied_steps` reads of an alert: the :data:`STATE` columns."""
+    """What the ledger checks read of an alert: the :data:`STATE` columns."""
 
     id: int | None
     site: str
@@ -182,10 +186,13 @@ class AlertState(Protocol):
     resolved_at: datetime | None
     trace_len: int
     trace_head: str
+    trace_seal: str | None
+    state_seal: str | None
 
 
-STATE = ("id", "site", "status", "level", "notified_level", "acknowledged_at", "resolved_at",
-         "trace_len", "trace_head")
+STATE = tuple(dict.fromkeys((
+    "id", "site", "status", "level", "notified_level", "acknowledged_at", "resolved_at",
+    "trace_len", "trace_head", "trace_seal", "state_seal", *seal.SEALED)))
 
 
 def implied_steps(alert: AlertState) -> set[str]:
@@ -235,20 +242,100 @@ def traces(session: Session, batch: int = 2000) -> Iterator[tuple[int, list[Trac
         yield alert_id, list(events)
 
 
+def trace_says(events: Sequence[TraceEvent]) -> dict[str, Any]:
+    """The decisive columns as the alert's own steps tell them (those the steps decide)."""
+    says: dict[str, Any] = {}
+    for event in events:
+        step, detail = event.step, event.detail
+        if step == Step.RECEIVED:
+            says |= {"status": Status.OPEN.value, "level": 0}
+        elif step == Step.ASSIGNED:
+            says["level"] = detail.get("level", 1)
+        elif step == Step.ESCALATED:
+            says["level"] = detail.get("to_level")
+        elif step == Step.ACKNOWLEDGED:
+            says |= {"status": Status.ACKNOWLEDGED.value, "acknowledged_by": event.actor}
+        elif step == Step.RESOLVED:
+            says |= {"status": Status.RESOLVED.value, "resolved_by": event.actor,
+                     "outcome": detail.get("outcome")}
+        elif step in (Step.IGNORED, Step.CLOSED):
+            says["status"] = step
+    return says
+
+
+def check_seals(alert: AlertState, events: Sequence[TraceEvent], key: bytes) -> list[Drift]:
+    """The alert's keyed seals hold: neither its trace nor its decisive columns were changed by
+    anyone without the ledger key (e.g. a step rewritten and the chain recomputed)."""
+    where = f"alert {alert.id} seal"
+    if alert.trace_seal is None or alert.state_seal is None:
+        return [Drift(alert.site, where, "sealed with the ledger key", "no seal")]
+    found = []
+    columns = {name: getattr(alert, name) for name in (*seal.SEALED, "trace_len", "trace_head")}
+    expected = seal.seals(key, alert.id, columns)
+    if not hmac.compare_digest(expected["trace_seal"], alert.trace_seal):
+        found.append(Drift(alert.site, where, "trace as sealed",
+                           "trace rewritten without the ledger key (its length or last hash "
+                           "is not what was sealed)"))
+    if not hmac.compare_digest(expected["state_seal"], alert.state_seal):
+        found.append(Drift(alert.site, where, "columns as sealed",
+                           _changed_columns(alert, trace_says(events))))
+    return found
+
+
+def _changed_columns(alert: AlertState, says: dict[str, Any]) -> str:
+    differ = [f"{name} is {getattr(alert, name)!r} but its trace says {value!r}"
+              for name, value in says.items() if getattr(alert, name) != value]
+    if differ:
+        return "changed without the ledger key: " + "; ".join(differ)
+    return ("changed without the ledger key: one of " + ", ".join(seal.SEALED)
+            + " (the trace does not tell which)")
+
+
+def missing_alerts(session: Session, present: set[int]) -> list[Drift]:
+    """Alerts deleted from the ledger: named by a delivery's answer, by a step or outbox row
+    left behind, or (SQLite, which never skips an id) by a gap in the ids."""
+    named: dict[int, str] = {}
+    for delivery_id, result in session.exec(
+            select(Delivery.id, Delivery.result).where(Delivery.status == "accepted")):
+        for item in (result or {}).get("alerts", []):
+            if isinstance(item.get("id"), int) and item["id"] not in present:
+                named.setdefault(item["id"], f"delivery {delivery_id} accepted it")
+    for table, why in ((TraceEvent, "its steps are left"), (OutboxItem, "its outbox row is left")):
+        for alert_id in session.exec(select(table.alert_id).distinct()):
+            if alert_id not in present:
+                named.setdefault(alert_id, why)
+    if present and session.get_bind().dialect.name == "sqlite":
+        for alert_id in sorted(set(range(1, max(present) + 1)) - present):
+            named.setdefault(alert_id, "its id is missing between others")
+    return [Drift("?", f"alert {alert_id}", "in the ledger", f"deleted ({why})")
+            for alert_id, why in sorted(named.items())]
+
+
 def verify_ledger(
     session: Session, *, progress: Callable[[int], None] | None = None,
 ) -> list[Drift]:
-    """Every alert whose trace was edited or truncated."""
+    """Every alert whose trace or sealed columns were edited, truncated or deleted."""
     state = sa_select(*(ALERT.c[name] for name in STATE))
-    alerts: dict[int, AlertState] = {
+    alerts: dict[int, Any] = {
         row.id: row for row in session.connection().execute(state)}
+    key = seal.ledger_key(create=False)
     findings: list[Drift] = []
+    if key is None:
+        findings.append(Drift("-", "ledger key", "AXTRACE_LEDGER_KEY or "
+                              f"{seal.key_path(get_settings())}", "neither: seals not checked"))
     seen: set[int] = set()
     for alert_id, events in traces(session):
+        if alert_id not in alerts:
+            continue  # named by missing_alerts
         seen.add(alert_id)
-        findings += check_trace(alerts[alert_id], events)
+        findings += _check_alert(alerts[alert_id], events, key)
         if progress:
             progress(1)
     for alert_id in sorted(set(alerts) - seen):
-        findings += check_trace(alerts[alert_id], [])
-    return findings
+        findings += _check_alert(alerts[alert_id], [], key)
+    return findings + missing_alerts(session, set(alerts))
+
+
+def _check_alert(alert: Any, events: list[TraceEvent], key: bytes | None) -> list[Drift]:
+    found = check_trace(alert, events)
+    return found + check_seals(alert, events, key) if key is not None else found

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import delete, update
 from sqlmodel import Session, col
 
-from axtrace.ledger.models import TraceEvent
+from axtrace.ledger import repo
+from axtrace.ledger.db import alembic_config, make_engine, upgrade
+from axtrace.ledger.models import Alert, Delivery, OutboxItem, TraceEvent
 from axtrace.reports.verify import verify_ledger
-from tests.reports.builder import Ledger
+from axtrace.settings import get_settings
+from tests.reports.builder import NOW, T0, Ledger
 
 
 @pytest.fixture
@@ -72,3 +77,137 @@ def test_an_alert_without_any_trace_is_named(session: Session, ledger: Ledger) -
     cut, missing = verify_ledger(session)
     assert cut.found == "0 steps (truncated or cut off)"
     assert "missing acknowledged, assigned, notified, received" in missing.found
+
+
+# ------------------------------------------------------------------ keyed seals (issue 14.8)
+
+
+def test_a_step_rewritten_with_the_chain_recomputed_is_found_by_the_trace_seal(
+    session: Session, clean: Ledger,
+) -> None:
+    """What a database writer can do without the key: edit a step, recompute every hash after
+    it and the alert's head. The unkeyed chain holds again; the keyed seal does not."""
+    events = list(repo.trace_of(session=session, alert_id=1))
+    events[3].detail = {**events[3].detail, "note": "it was never late"}
+    prev = events[2].hash
+    for event in events[3:]:
+        event.prev_hash, event.hash = prev, repo.event_hash(
+            prev_hash=prev, alert_id=1, seq=event.seq, step=event.step, actor=event.actor,
+            at=event.at, detail=event.detail)
+        session.exec(update(TraceEvent).where(col(TraceEvent.id) == event.id).values(
+            detail=event.detail, prev_hash=event.prev_hash, hash=event.hash))
+        prev = event.hash
+    session.exec(update(Alert).where(col(Alert.id) == 1).values(trace_head=prev))
+    session.commit()
+    [finding] = verify_ledger(session)
+    assert (finding.site, finding.what, finding.expected) == (
+        "alpha", "alert 1 seal", "trace as sealed")
+    assert finding.found.startswith("trace rewritten without the ledger key")
+
+
+def test_an_outcome_changed_in_the_database_is_named_with_what_the_trace_says(
+    session: Session, clean: Ledger,
+) -> None:
+    session.exec(update(Alert).where(col(Alert.id) == 1).values(outcome="false_positive"))
+    session.commit()
+    [finding] = verify_ledger(session)
+    assert (finding.what, finding.expected) == ("alert 1 seal", "columns as sealed")
+    assert "outcome is 'false_positive' but its trace says 'fixed'" in finding.found
+
+
+def test_a_resolver_changed_in_the_database_is_named(session: Session, clean: Ledger) -> None:
+    session.exec(update(Alert).where(col(Alert.id) == 2).values(resolved_by="mallory"))
+    session.commit()
+    [finding] = verify_ledger(session)
+    assert finding.what == "alert 2 seal"
+    assert "resolved_by is 'mallory' but its trace says 'test'" in finding.found
+
+
+def test_a_deadline_moved_in_the_database_breaks_the_state_seal(
+    session: Session, clean: Ledger,
+) -> None:
+    session.exec(update(Alert).where(col(Alert.id) == 3).values(ack_deadline=NOW))
+    session.commit()
+    [finding] = verify_ledger(session)
+    assert (finding.what, finding.expected) == ("alert 3 seal", "columns as sealed")
+    assert "one of site, source, key" in finding.found
+
+
+def test_a_removed_seal_is_named(session: Session, clean: Ledger) -> None:
+    session.exec(update(Alert).where(col(Alert.id) == 2).values(trace_seal=None))
+    session.commit()
+    [finding] = verify_ledger(session)
+    assert (finding.what, finding.found) == ("alert 2 seal", "no seal")
+
+
+def test_an_alert_deleted_with_its_trace_is_named_by_the_gap_it_leaves(
+    session: Session, clean: Ledger,
+) -> None:
+    for table in (TraceEvent, OutboxItem):
+        session.exec(delete(table).where(col(table.alert_id) == 2))
+    session.exec(delete(Alert).where(col(Alert.id) == 2))
+    session.commit()
+    [finding] = verify_ledger(session)
+    assert (finding.what, finding.expected) == ("alert 2", "in the ledger")
+    assert finding.found == "deleted (its id is missing between others)"
+
+
+def test_the_newest_alert_deleted_is_named_by_the_delivery_that_accepted_it(
+    session: Session, clean: Ledger,
+) -> None:
+    session.add(Delivery(source="native", received_at=T0, body_sha256="0" * 64, body="{}",
+                         status="accepted", http_status=202,
+                         result={"id": 3, "alerts": [{"id": 3, "status": "new"}]}))
+    session.commit()
+    for table in (TraceEvent, OutboxItem):
+        session.exec(delete(table).where(col(table.alert_id) == 3))
+    session.exec(delete(Alert).where(col(Alert.id) == 3))
+    session.commit()
+    [finding] = verify_ledger(session)
+    assert finding.what == "alert 3"
+    assert finding.found.startswith("deleted (delivery ")
+    assert "accepted it" in finding.found
+
+
+def test_a_ledger_checked_with_another_key_has_every_seal_broken(
+    session: Session, clean: Ledger, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AXTRACE_LEDGER_KEY", "another key")
+    get_settings.cache_clear()
+    found = verify_ledger(session)
+    assert {f.what for f in found} == {"alert 1 seal", "alert 2 seal", "alert 3 seal"}
+    assert len(found) == 6  # the trace seal and the state seal of each
+
+
+def test_without_a_key_the_seals_are_not_checked_and_verify_says_so(
+    session: Session, clean: Ledger, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    monkeypatch.delenv("AXTRACE_LEDGER_KEY", raising=False)
+    monkeypatch.setenv("AXTRACE_HOME", str(tmp_path / "elsewhere"))
+    get_settings.cache_clear()
+    [finding] = verify_ledger(session)
+    assert (finding.what, finding.found) == ("ledger key", "neither: seals not checked")
+    assert not (tmp_path / "elsewhere" / "ledger.key").exists()  # verify never makes one
+
+
+def test_alerts_written_before_the_seals_existed_are_sealed_by_the_upgrade(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from alembic import command
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    monkeypatch.setenv("AXTRACE_DATABASE_URL", url)
+    get_settings.cache_clear()
+    command.upgrade(alembic_config(url), "0005")
+    engine = make_engine(url)
+    with engine.begin() as conn:  # an alert as 0005 wrote it: no seal columns yet
+        conn.exec_driver_sql(
+            "INSERT INTO alert (id, site, key, source, severity, title, labels, received_at,"
+            " status, repeat_count, level, notified_level, wait_seq, trace_len, trace_head)"
+            " VALUES (1, 'alpha', 'k', 'native', 'high', 't', '{}', '2026-03-02 09:00:00',"
+            " 'open', 1, 0, 0, 0, 0, ?)", ("0" * 64,))
+    upgrade(url)
+    with Session(engine) as session:
+        findings = verify_ledger(session)
+    engine.dispose()
+    assert [f.what for f in findings] == ["alert 1 trace"]  # no steps: seal fine, trace not

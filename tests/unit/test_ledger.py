@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import update
@@ -132,3 +135,55 @@ def test_upgrading_an_older_ledger_backfills_each_alerts_trace_length_and_head(
     with engine.connect() as conn:
         row = conn.execute(text("SELECT trace_len, trace_head FROM alert")).one()
     assert tuple(row) == (2, "b" * 64)
+
+
+def test_the_intakes_core_insert_and_the_orm_both_leave_alerts_their_verify_accepts(
+    ledger: str,
+) -> None:
+    from axtrace.ledger.models import utcnow
+    from axtrace.reports.verify import verify_ledger
+
+    engine = engine_for(ledger)
+    with engine.begin() as conn:
+        repo.insert_alert(conn=conn, alert=AlertCreate(site="lyon-store", key="k", title="Warm"),
+                          actor="intake:native", at=utcnow())
+    with Session(engine) as session:
+        new_alert(session)
+        alert = repo.get_alert(session=session, alert_id=1)
+        alert.status, alert.acknowledged_by = "acknowledged", "ben"
+        repo.append_step(session=session, alert_id=1, step=Step.ACKNOWLEDGED, actor="ben")
+        session.commit()
+        assert verify_ledger(session) == []
+
+
+def test_without_a_given_key_the_first_process_makes_one_only_its_user_may_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Four processes start at once on a home without a key: one file, one key, mode 0600."""
+    import subprocess
+    import sys
+
+    monkeypatch.delenv("AXTRACE_LEDGER_KEY", raising=False)
+    monkeypatch.setenv("AXTRACE_HOME", str(tmp_path / "home"))
+    code = "from axtrace.ledger.seal import ledger_key; print(ledger_key().decode())"
+    starts = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+              for _ in range(4)]
+    keys = {p.communicate(timeout=60)[0].strip() for p in starts}
+    path = tmp_path / "home" / "ledger.key"
+    assert keys == {path.read_text().strip()}
+    assert len(keys.pop()) == 64
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_given_key_is_used_and_no_key_file_is_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from axtrace.ledger.seal import ledger_key
+    from axtrace.settings import get_settings
+
+    monkeypatch.setenv("AXTRACE_LEDGER_KEY", "kept in a vault")
+    monkeypatch.setenv("AXTRACE_HOME", str(tmp_path))
+    get_settings.cache_clear()
+    assert ledger_key() == b"kept in a vault"
+    assert not (tmp_path / "ledger.key").exists()
+    get_settings.cache_clear()
