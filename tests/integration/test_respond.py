@@ -90,6 +90,27 @@ def test_owner_acknowledges_and_resolves_and_the_trace_is_complete(stack: Stack)
 
     names = {e["event"] for e in events_of(alert_id, expected=len(HAPPY))}
     assert names == {f"axtrace.alert.{step}" for step in HAPPY}
+    assert seal_findings(alert_id) == [], "every writer (intake, run, API) sealed what it wrote"
+
+
+def seal_findings(alert_id: int) -> list[Any]:
+    """What ``verify --ledger`` says of this alert's keyed seals, read from the stack's ledger
+    with the key every process of the stack shares (``$AXTRACE_HOME/ledger.key``)."""
+    from sqlmodel import Session
+
+    from axtrace.ledger import repo
+    from axtrace.ledger.db import engine_for
+    from axtrace.ledger.seal import ledger_key
+    from axtrace.reports.verify import check_seals, verify_ledger
+    from axtrace.settings import get_settings
+
+    key = ledger_key(create=False)
+    assert key is not None
+    with Session(engine_for(get_settings().ledger_url)) as session:
+        alert = repo.get_alert(session=session, alert_id=alert_id)
+        found = check_seals(alert, repo.trace_of(session=session, alert_id=alert_id), key)
+        deleted = [f for f in verify_ledger(session) if f.found.startswith("deleted")]
+    return found + deleted
 
 
 def test_the_prefect_ui_form_and_the_api_end_in_the_same_flow_input(stack: Stack) -> None:
