@@ -16,7 +16,7 @@ from typing import Any
 from axtrace import ownership
 from axtrace.errors import InvalidInput
 from axtrace.sitefile import Checked, Problem, SiteSpec, fmt_duration, read
-from axtrace.version import workflow_version
+from axtrace.version import manifest, workflow_version
 from axtrace.workflow import FLOW_ENTRYPOINT, FLOW_NAME
 
 DEFAULT_SITES = Path("deployments/sites.yaml")
@@ -171,6 +171,9 @@ def apply_sites(
     for extra in housekeeping_deployments(root, work_pool):
         extra.apply(work_pool_name=work_pool) if work_pool else extra.apply()
         deployments.append(extra)
+    from axtrace.reports.verify import record_manifest
+
+    record_manifest(workflow_version(root), manifest(root))
     return deployments
 
 

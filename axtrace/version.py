@@ -11,6 +11,7 @@ checkouts of the same code agree on any machine.
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 from axtrace import __version__
@@ -40,13 +41,40 @@ def behaviour_files(root: Path | None = None) -> dict[str, Path]:
     return dict(sorted(found.items()))
 
 
+def _normalised(path: Path) -> bytes:
+    """The file's bytes with CRLF and CR read as LF."""
+    return path.read_bytes().replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
 def digest(files: dict[str, Path]) -> str:
-    """Hash of the files' relative paths and contents (CRLF and CR read as LF)."""
+    """Hash of the files' relative paths and contents (line endings normalised)."""
     sha = hashlib.sha256()
     for name, path in sorted(files.items()):
-        text = path.read_bytes().replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        sha.update(name.encode() + b"\0" + text + b"\0")
+        sha.update(name.encode() + b"\0" + _normalised(path) + b"\0")
     return sha.hexdigest()[:10]
+
+
+def manifest(root: Path | None = None) -> dict[str, str]:
+    """Each behaviour file's relative path and content hash: what a version was made of.
+    ``sites apply`` records it with Prefect (:func:`manifest_key`) so ``verify --explain`` can
+    name the files that differ between a deployed version and the code on disk."""
+    return {name: hashlib.sha256(_normalised(path)).hexdigest()[:16]
+            for name, path in behaviour_files(root).items()}
+
+
+def manifest_key(version: str) -> str:
+    """The Prefect artifact key of a version's manifest (lowercase letters, digits, dashes)."""
+    return "workflow-manifest-" + re.sub(r"[^a-z0-9]+", "-", version.lower()).strip("-")
+
+
+def manifest_changes(recorded: dict[str, str], now: dict[str, str]) -> list[str]:
+    """What differs from the recorded manifest to ``now``, one ``changed|added|removed: file``
+    line per file, sorted by file."""
+    changes = {name: "changed" for name in recorded.keys() & now.keys()
+               if recorded[name] != now[name]}
+    changes |= {name: "added" for name in now.keys() - recorded.keys()}
+    changes |= {name: "removed" for name in recorded.keys() - now.keys()}
+    return [f"{what}: {name}" for name, what in sorted(changes.items())]
 
 
 def workflow_version(root: Path | None = None) -> str:

@@ -100,13 +100,16 @@ def verify(
     prefect: Annotated[bool, typer.Option(help="Check policies and deployments on the "
                                                "Prefect server.")] = True,
     ledger: Annotated[bool, typer.Option(help="Also recompute every alert's hash chain.")] = False,
+    explain: Annotated[bool, typer.Option(
+        help="Name the behaviour files that differ for a site deployed with another "
+             "version (from the manifest `sites apply` recorded).")] = False,
 ) -> None:
     """Prove every site runs the same workflow: policy blocks, deployments (entrypoint,
     version, code) and, with --ledger, untouched traces. Exits 1 listing what drifted."""
     findings: list[Drift] = []
     try:
         if prefect:
-            findings += _verify_prefect(sites)
+            findings += _verify_prefect(sites, explain=explain)
         if ledger:
             findings += _verify_ledger()
     except AxTraceError as exc:
@@ -121,12 +124,12 @@ def verify(
     raise typer.Exit(1)
 
 
-def _verify_prefect(sites: Path) -> list[Drift]:
+def _verify_prefect(sites: Path, *, explain: bool) -> list[Drift]:
     from axtrace.reports.verify import verify_sites
 
     with err.status("Comparing sites, Prefect and code ..."):
         try:
-            return verify_sites(sites)
+            return verify_sites(sites, explain=explain)
         except (httpx.HTTPError, OSError) as exc:
             _fail(f"Prefect not reachable ({exc}); is the server running?", 3)
     return []

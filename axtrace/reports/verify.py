@@ -60,8 +60,12 @@ class Drift:
 # --------------------------------------------------------------------------- Prefect
 
 
-def verify_sites(sites_path: Path, *, root: Path | None = None) -> list[Drift]:
-    """Every drift between the sites file, the Prefect server and the code under ``root``."""
+def verify_sites(
+    sites_path: Path, *, root: Path | None = None, explain: bool = False,
+) -> list[Drift]:
+    """Every drift between the sites file, the Prefect server and the code under ``root``;
+    with ``explain``, which behaviour files differ for each site deployed with another
+    version."""
     from prefect import get_client
 
     from axtrace.sites import load_sites, project_root
@@ -78,7 +82,69 @@ def verify_sites(sites_path: Path, *, root: Path | None = None) -> list[Drift]:
                                            expected_version)]
     listed = {spec.site for spec in specs}
     findings += [unlisted(name) for name in sorted(deployments) if name not in listed]
+    if explain:
+        findings += explain_versions(findings, root)
     return findings
+
+
+def explain_versions(findings: list[Drift], root: Path) -> list[Drift]:
+    """For each site deployed with another version, the files that differ from the manifest
+    ``sites apply`` recorded for that version (or that none was recorded)."""
+    from axtrace.version import manifest, manifest_changes
+
+    now = manifest(root)
+    explained = []
+    for drift in [d for d in findings if d.what == "version"]:
+        recorded = recorded_manifest(drift.found)
+        if recorded is None:
+            explained.append(Drift(drift.site, "version files", f"manifest of {drift.found}",
+                                   "not recorded (applied before manifests, or elsewhere)"))
+            continue
+        changes = manifest_changes(recorded, now)
+        explained.append(Drift(drift.site, "version files",
+                               f"files of {drift.found} (deployed)",
+                               "; ".join(changes) or "the same files (another package version)"))
+    return explained
+
+
+def record_manifest(version: str, files: dict[str, str]) -> None:
+    """Record with Prefect which behaviour files (:func:`axtrace.version.manifest`) make
+    ``version``, as a table artifact, unless it is recorded already (``sites apply``)."""
+    from prefect import get_client
+    from prefect.client.schemas.actions import ArtifactCreate
+
+    from axtrace.version import manifest_key
+
+    if recorded_manifest(version) is not None:
+        return
+    rows = [{"file": name, "sha256": sha} for name, sha in files.items()]
+    with get_client(sync_client=True) as client:
+        client.create_artifact(ArtifactCreate(
+            key=manifest_key(version), type="table", data=rows,
+            description=f"Behaviour files of workflow version {version}, recorded by "
+                        "`axtrace sites apply`; `axtrace verify --explain` compares with them."))
+
+
+def recorded_manifest(version: str) -> dict[str, str] | None:
+    """The manifest ``sites apply`` recorded with Prefect for ``version``, if any."""
+    import json
+
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactCollectionFilter,
+        ArtifactCollectionFilterKey,
+    )
+
+    from axtrace.version import manifest_key
+
+    wanted = ArtifactCollectionFilter(key=ArtifactCollectionFilterKey(any_=[manifest_key(version)]))
+    with get_client(sync_client=True) as client:
+        found = client.read_latest_artifacts(artifact_filter=wanted, limit=1)
+    if not found:
+        return None
+    data: Any = found[0].data
+    rows: list[dict[str, str]] = json.loads(data) if isinstance(data, str) else data
+    return {row["file"]: row["sha256"] for row in rows}
 
 
 def flow_deployments(client: Any) -> dict[str, Any]:

@@ -78,6 +78,41 @@ def test_a_deployment_version_changed_by_hand_is_named(restore: Stack) -> None:
     assert "0.0.0+by-hand" in result.output
 
 
+def test_sites_apply_records_which_files_make_the_version_it_deploys(applied: Stack) -> None:
+    from axtrace.reports.verify import recorded_manifest
+    from axtrace.version import manifest
+
+    assert recorded_manifest(deployment("alpha").version) == manifest(ROOT)
+
+
+def test_explain_names_the_behaviour_files_that_differ_from_the_deployed_version(
+    restore: Stack,
+) -> None:
+    """A site still deployed with an older version whose manifest was recorded: which files
+    changed, came or went since, by name."""
+    from axtrace.reports.verify import record_manifest
+    from axtrace.version import manifest
+
+    old = manifest(ROOT) | {"axtrace/ownership.py": "0" * 16, "axtrace/gone.py": "1" * 16}
+    del old["axtrace/text.py"]
+    record_manifest("0.0.0+older", old)
+    update("alpha", version="0.0.0+older")
+    findings = verify_sites(SITES, explain=True)
+    assert Drift("alpha", "version files", "files of 0.0.0+older (deployed)",
+                 "removed: axtrace/gone.py; changed: axtrace/ownership.py; "
+                 "added: axtrace/text.py") in findings
+    result = CliRunner().invoke(app, ["verify", "--sites", str(SITES), "--explain"])
+    assert result.exit_code == 1
+    assert "axtrace/ownership.py" in result.output
+
+
+def test_explain_says_when_no_manifest_was_recorded_for_a_version(restore: Stack) -> None:
+    update("alpha", version="0.0.0+by-hand")
+    explained = [d for d in verify_sites(SITES, explain=True) if d.what == "version files"]
+    assert [d.found for d in explained] == [
+        "not recorded (applied before manifests, or elsewhere)"]
+
+
 def test_a_deployment_entrypoint_changed_by_hand_is_named(restore: Stack) -> None:
     update("delta", entrypoint="flows/other.py:respond_differently")
     assert verify_sites(SITES) == [Drift("delta", "entrypoint", "flows/respond.py:respond_to_alert",

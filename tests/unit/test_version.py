@@ -74,3 +74,19 @@ def test_axtrace_version_prints_the_package_and_workflow_versions() -> None:
     assert __version__ in result.output
     assert workflow_version() in result.output
     assert f"{len(behaviour_files())} files" in result.output
+
+
+def test_manifest_changes_name_each_file_changed_added_or_removed_in_file_order() -> None:
+    from axtrace.version import manifest_changes
+
+    recorded = {"a.py": "1", "b.py": "2", "c.py": "3"}
+    assert manifest_changes(recorded, {"a.py": "1", "b.py": "x", "d.py": "4"}) == [
+        "changed: b.py", "removed: c.py", "added: d.py"]
+    assert manifest_changes(recorded, dict(recorded)) == []
+
+
+def test_a_manifest_key_is_a_valid_prefect_artifact_key_per_version() -> None:
+    from axtrace.version import manifest_key
+
+    assert manifest_key("0.1.0+ab12cd34ef") == "workflow-manifest-0-1-0-ab12cd34ef"
+    assert manifest_key("0.1.0+ab12cd34ef") != manifest_key("0.1.0+ab12cd34e0")
