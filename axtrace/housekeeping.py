@@ -12,18 +12,14 @@ AUDITOR_INTERVAL = timedelta(minutes=1)
 
 def auditor_deployment(root: Path, work_pool: str | None = None) -> Any:
     """``deadline-auditor/axtrace``, every minute."""
-    from prefect.deployments.runner import RunnerDeployment
+    from axtrace.deploy import runner_deployment
 
-    path, name = AUDITOR_ENTRYPOINT.split(":")
-    deployment = RunnerDeployment.from_entrypoint(
-        entrypoint=f"{root / path}:{name}", name="axtrace", interval=AUDITOR_INTERVAL,
-        tags=["axtrace"], work_pool_name=work_pool,
+    return runner_deployment(
+        root, AUDITOR_ENTRYPOINT, name="axtrace", work_pool=work_pool,
+        interval=AUDITOR_INTERVAL, tags=["axtrace"],
         description="Checks every minute that each open alert has a live run; repairs and "
                     "records what it finds; emits axtrace.auditor.heartbeat.",
     )
-    deployment.entrypoint = AUDITOR_ENTRYPOINT
-    deployment._path = str(root)
-    return deployment
 
 
 def housekeeping_deployments(root: Path, work_pool: str | None = None) -> list[Any]:

@@ -120,27 +120,19 @@ def deployment_for(spec: SiteSpec, root: Path, work_pool: str | None = None) -> 
     """The site's deployment of the one flow: same entrypoint and version, own parameter;
     with ``AXTRACE_SITE_CONCURRENCY`` a Prefect concurrency limit (excess runs wait)."""
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
-    from prefect.deployments.runner import RunnerDeployment
 
+    from axtrace.deploy import runner_deployment
     from axtrace.settings import get_settings
 
     limit = get_settings().site_concurrency
-
-    deployment = RunnerDeployment.from_entrypoint(
-        entrypoint=str(root / FLOW_ENTRYPOINT.split(":")[0]) + ":" + FLOW_ENTRYPOINT.split(":")[1],
-        name=spec.site,
-        parameters={"site": spec.site},
-        tags=["axtrace", f"site:{spec.site}"],
-        version=workflow_version(root),
-        description=describe(spec),
-        work_pool_name=work_pool,
+    return runner_deployment(
+        root, FLOW_ENTRYPOINT, name=spec.site, work_pool=work_pool,
+        parameters={"site": spec.site}, tags=["axtrace", f"site:{spec.site}"],
+        version=workflow_version(root), description=describe(spec),
         concurrency_limit=ConcurrencyLimitConfig(
             limit=limit, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE,
         ) if limit else None,
     )
-    deployment.entrypoint = FLOW_ENTRYPOINT
-    deployment._path = str(root)
-    return deployment
 
 
 def sites_root(path: Path) -> Path:

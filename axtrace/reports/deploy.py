@@ -17,16 +17,12 @@ def site_report_deployment(
 ) -> Any:
     """``site-report/daily``: a ``RunnerDeployment`` to ``apply()`` or add to a runner."""
     from prefect.client.schemas.schedules import CronSchedule
-    from prefect.deployments.runner import RunnerDeployment
 
-    path, function = SITE_REPORT_ENTRYPOINT.split(":")
-    deployment = RunnerDeployment.from_entrypoint(
-        entrypoint=f"{root / path}:{function}", name=DEPLOYMENT_NAME,
-        schedules=[CronSchedule(cron=cron, timezone="UTC")],
-        tags=["axtrace", "site-report"], work_pool_name=work_pool,
+    from axtrace.deploy import runner_deployment
+
+    return runner_deployment(
+        root, SITE_REPORT_ENTRYPOINT, name=DEPLOYMENT_NAME, work_pool=work_pool,
+        schedules=[CronSchedule(cron=cron, timezone="UTC")], tags=["axtrace", "site-report"],
         description="AxTrace managers' view: each site's figures for the last day and week, "
                     "and how consistent the sites are, as artifacts of this run.",
     )
-    deployment.entrypoint = SITE_REPORT_ENTRYPOINT
-    deployment._path = str(root)
-    return deployment
