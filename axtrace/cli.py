@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -485,17 +485,15 @@ def export(
 
 
 def parse_since(value: str | None) -> datetime | None:
-    """``7d``, ``24h``, ``30m`` before now, or an ISO date/time; None for everything."""
+    """A duration before now (``7d``, ``24h``, ...) or an ISO date/time; None for everything."""
+    from axtrace.reports.period import parse_instant
+
     if value is None:
         return None
-    units = {"d": "days", "h": "hours", "m": "minutes"}
-    if value[:-1].isdigit() and value[-1] in units:
-        return datetime.now(UTC) - timedelta(**{units[value[-1]]: int(value[:-1])})
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        _fail(f"--since must look like 7d, 24h, 30m or 2026-11-01, got {value!r}")
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return parse_instant(value, anchor=datetime.now(UTC), field="--since")
+    except AxTraceError as exc:
+        _fail(exc.message)
 
 
 @app.command()

@@ -28,8 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import ErrorDetails, core_schema
 
+from axtrace.vocabulary import SITE_SLUG
 from axtrace_blocks import SEVERITIES, OwnershipPolicy
-from axtrace_blocks.policy import SITE_SLUG
 
 Key = tuple[str, ...]
 """A path of keys and list indices from the top of the file, e.g. ('sites', 'x', 'policy')."""

@@ -1,16 +1,12 @@
 """Prefect Block types of AxTrace.
 
 Prefect imports this package through the ``prefect.collections`` entry point on every block
-lookup, worker start and server start, so it must stay cheap: Prefect and pydantic only.
+lookup, worker start and server start, so it must stay cheap: Prefect, pydantic and
+``axtrace.vocabulary`` (standard library only).
 """
 
-from axtrace_blocks.policy import (
-    SEVERITIES,
-    DeadlineOverride,
-    EscalationLevel,
-    OwnershipPolicy,
-    Severity,
-)
+from axtrace.vocabulary import SEVERITIES, Severity
+from axtrace_blocks.policy import DeadlineOverride, EscalationLevel, OwnershipPolicy
 
 __all__ = [
     "SEVERITIES",

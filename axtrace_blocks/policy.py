@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from difflib import get_close_matches
-from enum import StrEnum
 from typing import Annotated, Any
 
 from prefect.blocks.core import Block
@@ -23,27 +22,14 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-_SHORTHAND = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-SITE_SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
-
-
-class Severity(StrEnum):
-    """How bad an alert is; overrides of deadlines are keyed by it."""
-
-    CRITICAL = "critical"
-    HIGH = "high"
-    MEDIUM = "medium"
-    LOW = "low"
-
-
-SEVERITIES: tuple[str, ...] = tuple(s.value for s in Severity)
+from axtrace.vocabulary import SEVERITIES, SITE_SLUG, shorthand_duration
 
 
 def _parse_duration(value: Any) -> Any:
-    """Accept ``30s``, ``15m``, ``2h``, ``1d`` besides what pydantic takes (seconds, ISO 8601)."""
-    if isinstance(value, str) and (match := _SHORTHAND.match(value)):
-        return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
+    """Accept ``30s``, ``15m``, ``2h``, ``1d``, ``1w`` besides what pydantic takes (seconds,
+    ISO 8601)."""
+    if isinstance(value, str) and (parsed := shorthand_duration(value)) is not None:
+        return parsed
     return value
 
 

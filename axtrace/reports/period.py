@@ -4,36 +4,33 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 
 from axtrace.errors import InvalidInput
 from axtrace.reports.model import Scope
+from axtrace.vocabulary import DURATION_HINT, SEVERITIES, SITE_SLUG_RE, shorthand_duration
 
-_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*$")
-_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _DETECTOR = re.compile(r"^[^@\x00-\x1f\x7f]{1,200}(@[^@\x00-\x1f\x7f]{1,100})?$")
 """The ledger's limits: detector up to 200 characters, detector_version up to 100."""
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 """No alert is older: an earlier ``since`` starts here."""
-SEVERITIES = ("critical", "high", "medium", "low")
-"""The severities of ``axtrace_blocks.Severity``, repeated so reports need not import Prefect."""
 
 
 def parse_instant(text: str, *, anchor: datetime, field: str) -> datetime:
-    """``30m``/``12h``/``7d``/``2w`` before ``anchor``, an ISO date (midnight UTC) or datetime."""
+    """A duration (``30s`` ... ``2w``) before ``anchor``, an ISO date (midnight UTC) or
+    datetime (UTC unless it says otherwise)."""
     try:
         return _instant(text.strip(), anchor)
     except (ValueError, OverflowError) as exc:
         raise InvalidInput(
-            f"{field}: expected 30m, 12h, 7d, 2w, an ISO date or datetime; got {text[:40]!r}",
+            f"{field}: expected {DURATION_HINT}, an ISO date or datetime; got {text[:40]!r}",
             field=field,
         ) from exc
 
 
 def _instant(text: str, anchor: datetime) -> datetime:
-    if match := _RELATIVE.match(text):
-        return anchor - timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+    if (ago := shorthand_duration(text)) is not None:
+        return anchor - ago
     if len(text) == 10:
         return datetime.combine(date.fromisoformat(text), time(), tzinfo=UTC)
     moment = datetime.fromisoformat(text)
@@ -52,7 +49,7 @@ def make_scope(
                            f"({end:%Y-%m-%d %H:%M})", field="since")
     chosen = sorted(set(sites))
     for site in chosen:
-        if not _SLUG.match(site):
+        if not SITE_SLUG_RE.match(site):
             raise InvalidInput(f"site: not a site slug: {site!r}", field="site")
     if severity is not None and severity not in SEVERITIES:
         raise InvalidInput(f"severity: one of {', '.join(SEVERITIES)}; got {severity!r}",
