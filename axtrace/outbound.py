@@ -236,8 +236,8 @@ def url_target(field: str, url: str, *, http_only: bool = False) -> Target | Non
     if http_only and (parts.scheme not in ("http", "https") or not parts.hostname):
         raise RefusedTarget(f"{field}: only http(s) URLs with a host may be called, not "
                             f"{parts.scheme!r}")
-    if not parts.scheme or not parts.hostname:
-        return None
+    if not parts.scheme or not parts.hostname or "{" in parts.hostname:
+        return None  # no URL, or a host the block fills in when it sends (checked then)
     try:
         port = parts.port
     except ValueError as exc:

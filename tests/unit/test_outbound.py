@@ -175,6 +175,21 @@ def test_real_blocks_deliver_to_loopback_when_private_webhooks_are_allowed(
     assert b"Crack at line 3" in receiver.posts[0][1]
 
 
+def test_an_address_the_block_fills_in_when_it_sends_is_checked_at_the_connection(
+    receiver: Receiver,
+) -> None:
+    block = CustomWebhookNotificationBlock(
+        name="hook", url="http://{{host}}/hook", json_data={"text": "{{body}}"},
+        secrets={"host": f"127.0.0.1:{receiver.port}"})
+    assert outbound.block_targets(block) == []
+    with pytest.raises(outbound.RefusedTarget, match=(
+            r"^the address the notification connects to: 127\.0\.0\.1 resolves to")):
+        outbound.send(block, body="Crack", subject="s", allow_private=False)
+    assert receiver.connections == 0
+    outbound.send(block, body="Crack", subject="s", allow_private=True)
+    assert [path for path, _body in receiver.posts] == ["/hook"]
+
+
 def test_a_slack_block_connects_only_where_its_checked_name_resolved(
     receiver: Receiver, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
