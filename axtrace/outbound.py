@@ -1,5 +1,5 @@
-"""What AxTrace sends out: notification text rendered in a sandbox, webhooks only to public
-addresses unless configuration allows private ones.
+"""What AxTrace sends out: notification text rendered in a sandbox, notifications only to public
+addresses unless configuration allows private ones, checked where the connection is made.
 
 A policy's ``notification_template`` is user-editable text (the Prefect UI's block form), so it
 is rendered with Jinja's immutable sandbox: it can read the alert's fields, not call code.
@@ -14,15 +14,33 @@ still allocate that much once; only who may edit the policy block can write a te
 
 Alert fields are data here too: mass mentions in them (``@channel``, ``<!here>`` ...) are
 neutralised always, and in the whole text unless the policy sets ``allow_mass_mentions``.
+
+Where a notification goes (:func:`send`): every address-bearing field of the block (any field
+named like ``url``, ``host``, ``hostname``, ``server``, ``smtp_server``, ``endpoint`` ..., with
+its ``port`` field, SecretStr and URL values revealed, and the webhook URLs Apprise built from
+them) is resolved and checked before anything is sent, and the refusal names the field and the
+address. Then, while the block sends, ``socket.getaddrinfo`` of the sending thread is pinned
+(:func:`pinned_addresses`): each name is resolved once, every address it has is checked
+(:func:`refusal`, a pure decision: loopback, private, link-local, multicast, reserved,
+unspecified and other non-global addresses, also inside IPv4-mapped and NAT64 IPv6; decimal
+or hex forms such as ``2130706433`` are normalised by the resolver first), and the client
+gets exactly those addresses, however often it asks: a name that answers a public address to
+the check and a private one to the client (DNS rebinding) cannot reach the private one.
+Apprise's parallel dispatch is switched off for the send so it stays in the pinned thread.
+Code that captured ``getaddrinfo`` at import time, or a proxy between AxTrace and the target,
+is outside this guard.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import re
 import socket
 import sys
+import threading
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any, Literal, cast
@@ -162,32 +180,234 @@ def _bounded_render(template: str, context: dict[str, Any]) -> tuple[str, bool]:
         sys.settrace(previous)
 
 
-def check_url(url: str, *, allow_private: bool) -> None:
-    """Refuse URLs that are not http(s) or resolve to loopback, private or link-local hosts."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise RefusedTarget(f"only http(s) URLs with a host may be called, not {parts.scheme!r}")
+# --------------------------------------------------------------------------- where it goes
+
+ALLOW_HINT = "set AXTRACE_ALLOW_PRIVATE_WEBHOOKS=true to allow it"
+_ADDRESS_FIELD = re.compile(r"(?:^|_)(?:url|uri|host|hostname|server|endpoint|domain)$")
+_URL_FIELD = re.compile(r"(?:^|_)(?:url|uri)$")
+_HTTP_ONLY = ("url", "webhook_url")
+"""Fields that have always had to be http(s) webhook URLs."""
+_SHOWN_LINKS = frozenset({"clickable_url", "avatar_url", "image_url", "icon_url", "logo_url"})
+"""Fields holding links put into the message for people (AxTrace does not connect there)."""
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One place a notification block connects to, and the field(s) that say so."""
+
+    field: str
+    host: str
+    port: int | None = None
+
+
+def refusal(address: str, *, allow_private: bool) -> str | None:
+    """Why AxTrace will not connect to ``address`` (an IP address as a resolver gives it),
+    or None. Pure: the decision every connection of a notification goes through."""
     if allow_private:
-        return
+        return None
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # an IPv6 zone is not the address
+    judged: ipaddress.IPv4Address | ipaddress.IPv6Address = ip
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        judged = ip.ipv4_mapped  # ::ffff:a.b.c.d goes to a.b.c.d
+    elif isinstance(ip, ipaddress.IPv6Address) and ip in _NAT64:
+        judged = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)  # so does 64:ff9b::a.b.c.d
+    for kind in ("loopback", "private", "link_local", "multicast", "reserved", "unspecified"):
+        if getattr(judged, f"is_{kind}"):
+            return f"{address}, a non-public address ({kind.replace('_', '-')})"
+    if not judged.is_global:
+        return f"{address}, a non-public address (not globally routable)"
+    return None
+
+
+def check_url(url: str, *, allow_private: bool) -> None:
+    """Refuse a webhook URL that is not http(s), or whose host resolves to an address
+    :func:`refusal` refuses (``RefusedTarget`` naming the address)."""
+    target = url_target("url", url, http_only=True)
+    if target is not None:
+        with pinned_addresses(allow_private=allow_private) as pins:
+            pins.check(target)
+
+
+def url_target(field: str, url: str, *, http_only: bool = False) -> Target | None:
+    """The host and port ``url`` connects to; None for a value that is no URL (a
+    ``RefusedTarget`` for one that must be http(s) and is not)."""
+    parts = urlsplit(url.strip())
+    if http_only and (parts.scheme not in ("http", "https") or not parts.hostname):
+        raise RefusedTarget(f"{field}: only http(s) URLs with a host may be called, not "
+                            f"{parts.scheme!r}")
+    if not parts.scheme or not parts.hostname or "{" in parts.hostname:
+        return None  # no URL, or a host the block fills in when it sends (checked then)
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise RefusedTarget(f"cannot resolve {parts.hostname}: {exc}") from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            raise RefusedTarget(
-                f"{parts.hostname} resolves to {address}, a non-public address; set "
-                "AXTRACE_ALLOW_PRIVATE_WEBHOOKS=true to allow it")
+        port = parts.port
+    except ValueError as exc:
+        raise RefusedTarget(f"{field}: {exc}") from None
+    return Target(field, parts.hostname, port)
 
 
-def block_urls(block: Any) -> list[str]:
-    """The webhook URLs a notification block would call (SecretStr values revealed)."""
-    urls = []
-    for name in ("url", "webhook_url"):
-        value = getattr(block, name, None)
-        if value is None:
+def block_targets(block: Any) -> list[Target]:
+    """Every address ``block`` would connect to: its address-bearing fields (with their
+    ``port`` field), found by name and by value, and the webhook URLs Apprise built."""
+    values = {name: _plain(getattr(block, name, None)) for name in type(block).model_fields}
+    targets: list[Target] = []
+    for name, value in values.items():
+        if not isinstance(value, str) or not value.strip() or name in _SHOWN_LINKS:
             continue
-        reveal = getattr(value, "get_secret_value", None)
-        urls.append(str(reveal() if reveal else value))
-    return urls
+        found = url_target(name, value, http_only=name in _HTTP_ONLY)
+        if found is None and _ADDRESS_FIELD.search(name) and not _URL_FIELD.search(name):
+            port_name = _port_field(name, values)
+            port = values.get(port_name) if port_name else None
+            found = Target(f"{name}+{port_name}" if port_name else name, value.strip(),
+                           port if isinstance(port, int) else None)
+        if found is not None:
+            targets.append(found)
+    for service in getattr(block, "_apprise_client", None) or ():
+        built = getattr(service, "webhook_url", None)
+        if isinstance(built, str):
+            found = url_target("url (as Apprise sends it)", built)
+            targets.extend([found] if found is not None else [])
+    unique = {(_name_key(t.host), t.port): t for t in reversed(targets)}
+    return list(reversed(unique.values()))
+
+
+def _plain(value: Any) -> Any:
+    reveal = getattr(value, "get_secret_value", None)
+    value = reveal() if callable(reveal) else value
+    return value if isinstance(value, str | int | type(None)) else str(value)
+
+
+def _port_field(name: str, values: dict[str, Any]) -> str | None:
+    """The port field that goes with host field ``name`` (``smtp_server`` -> ``smtp_port``)."""
+    prefix = name.rsplit("_", 1)[0] + "_" if "_" in name else ""
+    for candidate in (f"{prefix}port", "port"):
+        if isinstance(values.get(candidate), int) and not isinstance(values[candidate], bool):
+            return candidate
+    return None
+
+
+def send(block: Any, *, body: str, subject: str, allow_private: bool) -> None:
+    """Notify through ``block``, connecting only to addresses :func:`refusal` lets through,
+    checked where the connection is made. ``RefusedTarget`` names the field and address."""
+    targets = block_targets(block)
+    with pinned_addresses(allow_private=allow_private) as pins:
+        for target in targets:
+            pins.check(target)
+        for service in getattr(block, "_apprise_client", None) or ():
+            service.asset.async_mode = False  # Apprise's worker threads are not pinned
+        try:
+            _notify(block, body, subject)
+        except Exception:
+            if pins.refused:
+                raise RefusedTarget(pins.explain(targets)) from None
+            raise
+        if pins.refused:  # a block that swallowed the failed connection
+            raise RefusedTarget(pins.explain(targets))
+
+
+def _notify(block: Any, body: str, subject: str) -> None:
+    """``block.notify`` in this thread (Prefect's async dispatch would move it to another
+    one), raising when the send failed (Prefect's blocks otherwise only log it)."""
+    failing = getattr(block, "raise_on_failure", None)
+    with failing() if callable(failing) else contextlib.nullcontext():
+        if hasattr(block.notify, "aio"):  # Prefect's async_dispatch
+            block.notify(body=body, subject=subject, _sync=True)
+        else:
+            block.notify(body=body, subject=subject)
+
+
+class _Pins:
+    """Names resolved once in one thread while it sends, each to its checked addresses."""
+
+    def __init__(self, *, allow_private: bool) -> None:
+        self.allow_private = allow_private
+        self.vetted: dict[str, list[str] | str] = {}
+        self.refused: list[tuple[str, str]] = []  # (name, why)
+
+    def addresses(self, name: str) -> list[str]:
+        """``name``'s checked addresses (resolved the first time only); ``socket.gaierror``
+        for a name refused or not found."""
+        key = _name_key(name)
+        if key not in self.vetted:
+            self.vetted[key] = self._resolve(name)
+        found = self.vetted[key]
+        if isinstance(found, str):
+            raise socket.gaierror(socket.EAI_NONAME, f"refused by AxTrace: {found}")
+        return found
+
+    def _resolve(self, name: str) -> list[str] | str:
+        infos = _real_getaddrinfo(name, None, 0, socket.SOCK_STREAM)
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        for address in addresses:
+            why = refusal(address, allow_private=self.allow_private)
+            if why is not None:
+                self.refused.append((name, why))
+                return f"{name} resolves to {why}"
+        return addresses
+
+    def lookup(self, host: Any, port: Any, family: int, kind: int, proto: int,
+               flags: int) -> list[Any]:
+        """``getaddrinfo`` answered from the checked addresses only."""
+        name = host.decode("idna") if isinstance(host, bytes) else str(host)
+        answers = []
+        for address in self.addresses(name):
+            try:
+                answers += _real_getaddrinfo(address, port, family, kind, proto,
+                                             flags | socket.AI_NUMERICHOST)
+            except socket.gaierror:
+                continue  # another address family than the one asked for
+        if not answers:
+            raise socket.gaierror(socket.EAI_NONAME, f"no checked address of {name} fits")
+        return answers
+
+    def check(self, target: Target) -> None:
+        """Resolve and check ``target`` now; ``RefusedTarget`` naming its field if refused."""
+        try:
+            self.addresses(target.host)
+        except (OSError, UnicodeError) as exc:
+            found = self.vetted.get(_name_key(target.host))
+            if isinstance(found, str):
+                raise RefusedTarget(f"{target.field}: {found}; {ALLOW_HINT}") from None
+            raise RefusedTarget(f"{target.field}: cannot resolve {target.host}: {exc}") from None
+
+    def explain(self, targets: list[Target]) -> str:
+        name, why = self.refused[0]
+        fields = [t.field for t in targets if _name_key(t.host) == _name_key(name)]
+        where = fields[0] if fields else "the address the notification connects to"
+        return f"{where}: {name} resolves to {why}; {ALLOW_HINT}"
+
+
+def _name_key(name: str) -> str:
+    """One spelling of a host name (``Localhost.`` and ``localhost`` are one name)."""
+    return name.lower().rstrip(".") or name
+
+
+_real_getaddrinfo = socket.getaddrinfo
+_local = threading.local()
+_installing = threading.Lock()
+
+
+def _pinned_getaddrinfo(host: Any, port: Any, family: int = 0, type: int = 0,
+                        proto: int = 0, flags: int = 0) -> list[Any]:
+    pins: _Pins | None = getattr(_local, "pins", None)
+    if pins is None or host is None:  # other threads, and lookups of no host, as before
+        return _real_getaddrinfo(host, port, family, type, proto, flags)
+    return pins.lookup(host, port, family, type, proto, flags)
+
+
+@contextlib.contextmanager
+def pinned_addresses(*, allow_private: bool) -> Iterator[_Pins]:
+    """While inside, this thread's ``socket.getaddrinfo`` resolves each name once and answers
+    only its checked addresses (refused ones: ``socket.gaierror``). Other threads are as before.
+    Nested use shares the outer pins."""
+    with _installing:
+        if socket.getaddrinfo is not _pinned_getaddrinfo:
+            socket.getaddrinfo = _pinned_getaddrinfo
+    outer: _Pins | None = getattr(_local, "pins", None)
+    if outer is not None:
+        yield outer
+        return
+    _local.pins = _Pins(allow_private=allow_private)
+    try:
+        yield _local.pins
+    finally:
+        _local.pins = None

@@ -330,9 +330,8 @@ def _send(message: Notification, subject: str, channel: str | None) -> tuple[boo
         from axtrace.settings import get_settings
 
         block: Any = Block.load(channel)
-        for url in outbound.block_urls(block):
-            outbound.check_url(url, allow_private=get_settings().allow_private_webhooks)
-        block.notify(body=message.body, subject=subject)
+        outbound.send(block, body=message.body, subject=subject,
+                      allow_private=get_settings().allow_private_webhooks)
     except outbound.RefusedTarget as exc:
         return False, f"refused: {exc}"[:500]
     except Exception as exc:

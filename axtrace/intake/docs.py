@@ -81,8 +81,10 @@ INTAKE_RESPONSES: dict[int | str, dict[str, Any]] = {
                          "32 deep (`loc` names the field), or a header value is over 4096 "
                          "characters (`webhook-id`: 255; `loc` names the header)."},
     401: {"description": "A credential is missing or wrong (`loc` names the header)."},
-    404: {"description": "The alert names a site that is not deployed (`loc` names it)."},
-    409: {"description": "The `webhook-id` was used before for a different body."},
+    404: {"description": "The alert names a site that is not deployed (`loc` names it), or "
+                         "a native resolve matches no open alert of its own (`loc`: `key`)."},
+    409: {"description": "The `webhook-id` was used before for a different body, or a "
+                         "resolve naming no site has its key open at several (`loc`: `site`)."},
     413: {"description": "The body is over 1 MiB, or carries more than 1000 alerts "
                          "(`loc` names `alerts`; AXTRACE_MAX_ALERTS_PER_DELIVERY)."},
     422: {"description": "A field is invalid (`loc` names it, `msg` says why)."},

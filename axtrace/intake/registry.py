@@ -35,6 +35,13 @@ SOURCES: dict[str, Parser] = {
     "opsgenie": opsgenie.parse,
 }
 
+RESOLVES_EARLY = frozenset({"alertmanager", "grafana", "pagerduty", "azure-monitor", "opsgenie"})
+"""Sources whose resolve may arrive before its firing, and is then kept for it (bound to the
+source, and to the site when the resolve names one). Their senders send several alerts per
+delivery or fire and resolve from different processes, and do not send again after a 4xx.
+``native`` is AxTrace's own API: its senders are told (404 naming ``key``) that a resolve
+matched no open alert of theirs."""
+
 
 def parse(
     source: str, body: object, config: SourceConfig, *,

@@ -6,6 +6,17 @@ A delivery seen before (same ``webhook-id``, or a byte-identical body within the
 changes nothing and gets the first answer again. A ``webhook-id`` used before for a different
 body is refused (409 naming ``webhook-id``, recorded), never dropped as a repeat: the id is the
 sender's idempotency key, and a new alert under an old id must not vanish silently.
+
+A resolve closes only an alert its own source opened (the source is the route, so the
+source's own credentials too), and only at its site when it names or maps to one. A resolve
+naming no site may close the one open alert of its source with that key; if several sites
+have one open, it is refused (409 naming the site field). A resolve that matches nothing
+open is kept for a later firing of the same source (and site, and start time, when given)
+for :data:`EARLY_RESOLVE_WINDOW`, and answered 2xx, if its source is one whose resolves
+arrive before their firing (:data:`~axtrace.intake.registry.RESOLVES_EARLY`); a ``native``
+resolve is refused instead (404 naming ``key``), unless it repeats one of an occurrence
+already closed. These refusals are decided before anything of the delivery is written
+(:func:`resolve_problem`, a pure decision) and recorded like every other.
 """
 
 from __future__ import annotations
@@ -24,7 +35,7 @@ from sqlalchemy.exc import IntegrityError
 
 from axtrace.errors import AxTraceError, Conflict
 from axtrace.intake.envelope import AlertEnvelope, ParseError, SourceConfig
-from axtrace.intake.registry import parse
+from axtrace.intake.registry import RESOLVES_EARLY, parse
 from axtrace.intake.sources.pagerduty import routing_key_hash
 from axtrace.ledger import repo
 from axtrace.ledger.db import engine_for
@@ -59,6 +70,9 @@ _OPEN_BY_KEY = _OPEN.where(ALERT.c.open_key == bindparam("open_key")).limit(1)
 _OPEN_BY_SOURCE_KEY = _OPEN.where(
     ALERT.c.source == bindparam("src"), ALERT.c.key == bindparam("key"),
     ALERT.c.open_key.is_not(None)).limit(1)
+_OPEN_SITES = select(ALERT.c.site).where(
+    ALERT.c.source == bindparam("src"), ALERT.c.key == bindparam("key"),
+    ALERT.c.open_key.is_not(None)).limit(2)  # two are enough to know it is ambiguous
 # counted by the database (SET repeat_count = repeat_count + 1): two replicas or threads
 # counting the same alert at once must not lose one
 _COUNT_REPEAT = update(ALERT).where(ALERT.c.id == bindparam("alert")).values(
@@ -98,6 +112,19 @@ class Reply:
 
 class UnknownSite(ParseError):
     status_code = 404
+
+
+class NothingOpen(ParseError):
+    """A resolve that matches no open alert of its source (and site), from a source whose
+    resolves are not kept for a later firing."""
+
+    status_code = 404
+
+
+class AmbiguousResolve(ParseError):
+    """A resolve naming no site, for a key its source has open at several sites."""
+
+    status_code = 409
 
 
 @dataclass(frozen=True)
@@ -142,6 +169,10 @@ def write(conn: Connection, incoming: Incoming) -> Reply:
     if isinstance(incoming.parsed, ParseError):
         return _reject(conn, incoming.source, incoming.raw, incoming.webhook_id,
                        incoming.digest, incoming.parsed)
+    problem = _resolve_problems(conn, incoming.source, incoming.parsed)
+    if problem is not None:
+        return _reject(conn, incoming.source, incoming.raw, incoming.webhook_id,
+                       incoming.digest, problem)
     return _store(conn, incoming.source, incoming.raw, incoming.webhook_id, incoming.digest,
                   incoming.parsed)
 
@@ -232,18 +263,69 @@ def _envelopes(
         if envelope.site is None:
             raise ParseError(
                 f"no site: give label '{config.site_label}' or configure a default site",
-                field=_site_field(source, index, len(envelopes)))
+                field=_field(source, index, len(envelopes), "site"))
         if envelope.site not in known_sites:
             raise UnknownSite(
                 f"unknown site '{envelope.site}': add it to sites.yaml and run "
-                "`axtrace sites apply`", field=_site_field(source, index, len(envelopes)))
+                "`axtrace sites apply`", field=_field(source, index, len(envelopes), "site"))
     return envelopes
 
 
-def _site_field(source: str, index: int, count: int) -> str:
+def _field(source: str, index: int, count: int, name: str) -> str:
+    """The field an envelope's ``name`` is reported as: ``alerts.<i>.<name>`` in a delivery
+    of several alerts from a third-party source, else ``name``."""
     if source == "native":
-        return "site"
-    return f"alerts.{index}.site" if count > 1 else "site"
+        return name
+    return f"alerts.{index}.{name}" if count > 1 else name
+
+
+def resolve_problem(
+    *, source: str, site: str | None, open_sites: set[str], closed_before: bool,
+    key_field: str, site_field: str,
+) -> ParseError | None:
+    """Why a resolve from ``source`` (naming ``site``, or None) cannot be taken, given the
+    sites where its source has the key open and whether such an occurrence was closed before;
+    None when it can (it resolves, repeats a closed one, or is kept for its firing)."""
+    if site is None and len(open_sites) > 1:
+        return AmbiguousResolve(
+            f"this key is open at {len(open_sites)} sites of source {source}; name the site "
+            "the resolve is for", field=site_field)
+    if open_sites or closed_before or source in RESOLVES_EARLY:
+        return None
+    where = f" at site '{site}'" if site is not None else ""
+    return NothingOpen(
+        f"no open alert of source {source} has this key{where}; a resolve closes only an "
+        "alert its own source opened (send the firing first)", field=key_field)
+
+
+def _resolve_problems(
+    conn: Connection, source: str, envelopes: list[AlertEnvelope],
+) -> ParseError | None:
+    """The first resolve of the delivery that cannot be taken (see :func:`resolve_problem`),
+    read before anything of it is written; alerts fired earlier in the same delivery count
+    as open."""
+    for index, envelope in enumerate(envelopes):
+        if envelope.action != "resolve" or (
+                envelope.site is not None and source in RESOLVES_EARLY):
+            continue  # such a resolve is always taken: it resolves, or is kept
+        open_sites = {e.site for e in envelopes[:index] if e.action == "fire"
+                      and e.key == envelope.key and e.site is not None
+                      and envelope.site in (None, e.site)}
+        if envelope.site is None:
+            found = conn.execute(_OPEN_SITES, {"src": source, "key": envelope.key})
+            open_sites |= {row.site for row in found}
+        else:
+            key = repo.open_key(site=envelope.site, source=source, key=envelope.key)
+            if conn.execute(_OPEN_BY_KEY, {"open_key": key}).first() is not None:
+                open_sites.add(envelope.site)
+        problem = resolve_problem(
+            source=source, site=envelope.site, open_sites=open_sites,
+            closed_before=not open_sites and _seen_before(conn, envelope),
+            key_field=_field(source, index, len(envelopes), "key"),
+            site_field=_field(source, index, len(envelopes), "site"))
+        if problem is not None:
+            return problem
+    return None
 
 
 def stored_body(source: str, raw: bytes) -> str:
@@ -324,7 +406,8 @@ def _fire(
         count = conn.execute(_COUNT_REPEAT, {"alert": current.id}).scalar_one()
         return {"id": current.id, "site": current.site, "key": envelope.key,
                 "status": "repeat", "repeat_count": count}
-    early = _early_resolution(conn, key, envelope)
+    early = _early_resolution(conn, key, envelope) if envelope.source in RESOLVES_EARLY \
+        else None
     if early is not None:
         conn.execute(_DROP_RESOLUTION, {"resolution": early.id})
     alert_id = repo.insert_alert(
@@ -340,7 +423,8 @@ def _resolve(
 ) -> dict[str, Any]:
     base = {"site": envelope.site, "key": envelope.key}
     if current is None:
-        if _seen_before(conn, envelope):
+        # a source that does not resolve early got here only for an occurrence closed before
+        if envelope.source not in RESOLVES_EARLY or _seen_before(conn, envelope):
             return {**base, "id": None, "status": "ignored", "reason": "occurrence already closed"}
         conn.execute(insert(RESOLUTION).values(open_key=key, starts_at=envelope.starts_at,
                                                received_at=now))
@@ -366,7 +450,8 @@ def _seen_before(conn: Connection, envelope: AlertEnvelope) -> bool:
 
 
 def _early_resolution(conn: Connection, key: str, envelope: AlertEnvelope) -> Row[Any] | None:
-    """A resolve kept for this firing: by its site's key first, else by the any-site key."""
+    """A resolve kept for this firing, from the same source (the source is part of both
+    keys): by its site's key first, else by the any-site key of a resolve that named none."""
     params = {"key": key, "since": utcnow() - EARLY_RESOLVE_WINDOW,
               "any_site": repo.open_key(site=ANY_SITE, source=envelope.source, key=envelope.key)}
     if envelope.starts_at is None:

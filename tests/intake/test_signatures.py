@@ -3,8 +3,12 @@ way a delivery can be wrong is a ``SignatureError`` (401) naming the header at f
 
 from __future__ import annotations
 
-import pytest
+import time
 
+import pytest
+from pydantic import SecretStr
+
+from axtrace.intake.auth import authenticate
 from axtrace.intake.signatures import (
     SignatureError,
     sign_grafana_hmac,
@@ -12,6 +16,7 @@ from axtrace.intake.signatures import (
     verify_grafana_hmac,
     verify_standard_webhook,
 )
+from axtrace.settings import Settings, SourceSettings
 
 # The published Standard Webhooks test vector (standard-webhooks/standard-webhooks, libraries/*).
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -187,3 +192,40 @@ def test_grafana_missing_or_malformed_signature_is_refused(signature: str | None
     with pytest.raises(SignatureError) as caught:
         grafana(**given)
     assert caught.value.field == "X-Grafana-Alerting-Signature"
+
+
+def test_grafana_timestamp_too_far_in_the_future_is_refused() -> None:
+    ahead = NOW + 301
+    given = {
+        "X-Grafana-Alerting-Signature": sign_grafana_hmac(GRAFANA_SECRET, GRAFANA_BODY, ahead),
+        "X-Grafana-Alerting-Timestamp": str(ahead),
+    }
+    with pytest.raises(SignatureError, match="in the future") as caught:
+        grafana(**given)
+    assert caught.value.field == "X-Grafana-Alerting-Timestamp"
+
+
+@pytest.mark.parametrize(("age", "accepted"), [(0, True), (299, True), (301, False),
+                                               (3600, False)])
+def test_a_grafana_delivery_replayed_outside_the_window_is_refused_by_the_intake(
+    age: int, accepted: bool,
+) -> None:
+    """Through the intake's own check, as configured for the source: a delivery captured with
+    its signature and timestamp and sent again later is refused once it is over five minutes
+    old (the timestamp is signed, so it cannot be renewed without the secret)."""
+    settings = Settings(intake_token=None, sources={"grafana": SourceSettings(
+        grafana_secret=SecretStr(GRAFANA_SECRET),
+        grafana_timestamp_header="X-Grafana-Alerting-Timestamp")})
+    sent = int(time.time()) - age
+    captured = {"X-Grafana-Alerting-Signature": sign_grafana_hmac(GRAFANA_SECRET, GRAFANA_BODY,
+                                                                  sent),
+                "X-Grafana-Alerting-Timestamp": str(sent)}
+    renewed = {**captured, "X-Grafana-Alerting-Timestamp": str(int(time.time()))}
+    if accepted:
+        authenticate("grafana", captured, GRAFANA_BODY, settings)
+    else:
+        with pytest.raises(SignatureError, match="old") as caught:
+            authenticate("grafana", captured, GRAFANA_BODY, settings)
+        assert caught.value.field == "X-Grafana-Alerting-Timestamp"
+        with pytest.raises(SignatureError, match="does not match"):
+            authenticate("grafana", renewed, GRAFANA_BODY, settings)

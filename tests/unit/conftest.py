@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prefect.events.worker import EventsWorker
@@ -46,3 +49,44 @@ POLICY = {
     "resolve_within": "4h",
     "severity_overrides": {"critical": {"acknowledge_within": "2m", "resolve_within": "1h"}},
 }
+
+
+class Receiver(ThreadingHTTPServer):
+    """A real HTTP server on loopback that keeps what it was sent and counts connections."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, bytes]] = []
+        self.connections = 0
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.connections += 1
+        super().process_request(request, client_address)
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        server: Any = self.server
+        server.posts.append((self.path, self.rfile.read(length)))
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the test reads what was received, not the server's log."""
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()

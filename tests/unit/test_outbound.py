@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import ValidationError
+from prefect.blocks.abstract import NotificationError
+from prefect.blocks.core import Block
+from prefect.blocks.notifications import (
+    CustomWebhookNotificationBlock,
+    MattermostWebhook,
+    SlackWebhook,
+)
+from pydantic import Field, SecretStr, ValidationError
 
 from axtrace import outbound
 from axtrace.text import ZERO_WIDTH_SPACE
 from axtrace_blocks import OwnershipPolicy
-from tests.unit.conftest import POLICY
+from tests.unit.conftest import POLICY, Receiver
 
 CONTEXT = {"alert": {"id": 7, "site": "berlin-plant", "title": "Crack", "severity": "high"},
            "level": 1, "responders": ["anna", "ben"], "deadline": "10:00"}
@@ -77,6 +87,194 @@ def test_only_http_urls_with_a_host_may_be_called(url: str) -> None:
 
 def test_public_addresses_pass() -> None:
     outbound.check_url("https://93.184.215.14/hook", allow_private=False)
+
+
+@pytest.mark.parametrize("address", [
+    "127.0.0.1", "127.8.9.1", "::1", "10.1.2.3", "172.16.0.1", "192.168.0.10", "100.64.0.1",
+    "169.254.169.254", "fe80::1%eth0", "fc00::1", "224.0.0.251", "ff02::1", "240.0.0.1",
+    "255.255.255.255", "0.0.0.0", "::",  # noqa: S104 (addresses to refuse, not to bind)
+    "::ffff:127.0.0.1", "::ffff:10.0.0.1",
+    "64:ff9b::a9fe:a9fe", "192.0.2.7", "2001:db8::1",
+])
+def test_the_address_decision_refuses_every_non_public_address(address: str) -> None:
+    why = outbound.refusal(address, allow_private=False)
+    assert why is not None
+    assert why.startswith(f"{address}, a non-public address (")
+    assert outbound.refusal(address, allow_private=True) is None
+
+
+@pytest.mark.parametrize("address", ["93.184.215.14", "2606:4700:4700::1111",
+                                     "::ffff:93.184.215.14", "64:ff9b::5db8:d70e"])
+def test_the_address_decision_lets_public_addresses_through(address: str) -> None:
+    assert outbound.refusal(address, allow_private=False) is None
+
+
+@pytest.mark.parametrize("url", ["http://2130706433/x", "http://0x7f000001/x", "http://127.1/x",
+                                 "http://0177.0.0.1/x", "http://[::ffff:7f00:1]/x"])
+def test_other_spellings_of_loopback_are_refused_as_the_resolver_reads_them(url: str) -> None:
+    with pytest.raises(outbound.RefusedTarget, match=r"127\.0\.0\.1|::ffff:7f00:1"):
+        outbound.check_url(url, allow_private=False)
+
+
+# --------------------------------------------------------------------------- where it goes
+
+
+class SmtpLikeBlock(Block):
+    """A notification block of another shape: its address in a server field and a port."""
+
+    smtp_server: str = Field(description="The mail server.")
+    smtp_port: int = Field(default=25, description="Its port.")
+    api_url: SecretStr = Field(description="A secret URL.")
+    clickable_url: str = Field(default="http://10.0.0.9/", description="A link for people.")
+
+
+def test_every_address_bearing_field_of_a_block_is_found_with_its_port() -> None:
+    mattermost = MattermostWebhook(hostname="chat.internal", port=8065, token="t", secure=False)
+    assert outbound.block_targets(mattermost) == [
+        outbound.Target("hostname+port", "chat.internal", 8065)]
+    slack = SlackWebhook(url="https://hooks.slack.com/services/T0/B0/XXXX")
+    assert outbound.block_targets(slack) == [outbound.Target("url", "hooks.slack.com", None)]
+    other = SmtpLikeBlock(smtp_server="mail.internal", api_url="https://api.internal:8443/x")
+    assert outbound.block_targets(other) == [
+        outbound.Target("smtp_server+smtp_port", "mail.internal", 25),
+        outbound.Target("api_url", "api.internal", 8443)]
+
+
+def loopback_blocks(port: int) -> dict[str, tuple[Block, str]]:
+    """Real Prefect notification blocks aimed at the receiver, and the field that says so."""
+    return {
+        "custom webhook": (CustomWebhookNotificationBlock(
+            name="hook", url=f"http://127.0.0.1:{port}/hook", json_data={"text": "{{body}}"}),
+            "url: 127.0.0.1"),
+        "mattermost": (MattermostWebhook(hostname="localhost", port=port, token="tok",
+                                         secure=False), "hostname+port: localhost"),
+        "slack": (SlackWebhook(url=f"http://localhost:{port}/services/T0/B0/XXXX"),
+                  "url: localhost"),
+    }
+
+
+@pytest.mark.parametrize("kind", ["custom webhook", "mattermost", "slack"])
+def test_real_blocks_aimed_at_loopback_are_refused_naming_the_field_and_address(
+    receiver: Receiver, kind: str,
+) -> None:
+    block, where = loopback_blocks(receiver.port)[kind]
+    with pytest.raises(outbound.RefusedTarget) as refused:
+        outbound.send(block, body="Crack", subject="s", allow_private=False)
+    assert str(refused.value).startswith(f"{where} resolves to 127.0.0.1, a non-public")
+    assert receiver.connections == 0
+
+
+@pytest.mark.parametrize(("kind", "path"), [("custom webhook", "/hook"),
+                                            ("mattermost", "/hooks/tok")])
+def test_real_blocks_deliver_to_loopback_when_private_webhooks_are_allowed(
+    receiver: Receiver, kind: str, path: str,
+) -> None:
+    block, _where = loopback_blocks(receiver.port)[kind]
+    outbound.send(block, body="Crack at line 3", subject="s", allow_private=True)
+    assert [p for p, _body in receiver.posts] == [path]
+    assert b"Crack at line 3" in receiver.posts[0][1]
+
+
+def test_an_address_the_block_fills_in_when_it_sends_is_checked_at_the_connection(
+    receiver: Receiver,
+) -> None:
+    block = CustomWebhookNotificationBlock(
+        name="hook", url="http://{{host}}/hook", json_data={"text": "{{body}}"},
+        secrets={"host": f"127.0.0.1:{receiver.port}"})
+    assert outbound.block_targets(block) == []
+    with pytest.raises(outbound.RefusedTarget, match=(
+            r"^the address the notification connects to: 127\.0\.0\.1 resolves to")):
+        outbound.send(block, body="Crack", subject="s", allow_private=False)
+    assert receiver.connections == 0
+    outbound.send(block, body="Crack", subject="s", allow_private=True)
+    assert [path for path, _body in receiver.posts] == ["/hook"]
+
+
+def test_a_slack_block_connects_only_where_its_checked_name_resolved(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Prefect's SlackWebhook only sends to hooks.slack.com (Apprise cannot parse any other
+    host), so to aim a real one at loopback the test makes that name resolve to 127.0.0.1
+    (and its https port the receiver's) under the guard. Refused by default; allowed, Apprise
+    connects to exactly that address (then fails: it always speaks https to Slack, and the
+    receiver speaks plain http)."""
+    real = outbound._real_getaddrinfo
+
+    def slack_on_loopback(host: Any, port: Any, *args: Any) -> Any:
+        host = "127.0.0.1" if host == "hooks.slack.com" else host
+        if host == "127.0.0.1" and str(port) == "443":
+            port = receiver.port  # Slack's https port, here the receiver's
+        return real(host, port, *args)
+
+    monkeypatch.setattr(outbound, "_real_getaddrinfo", slack_on_loopback)
+    block = SlackWebhook(url="https://hooks.slack.com/services/T0/B0/XXXX")
+    with pytest.raises(outbound.RefusedTarget, match=r"url: hooks\.slack\.com resolves to 127\."):
+        outbound.send(block, body="Crack", subject="s", allow_private=False)
+    assert receiver.connections == 0
+    with pytest.raises(NotificationError):  # https spoken to plain http: not a refusal
+        outbound.send(block, body="Crack", subject="s", allow_private=True)
+    assert receiver.connections >= 1
+
+
+def test_a_name_that_answers_public_then_private_cannot_send_the_client_to_the_private_one(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DNS rebinding cannot be produced for real on this machine (no resolver of our own), so
+    the test replaces the system resolver under the guard: the first answer for the name is
+    public, every later one is the receiver's loopback address."""
+    real = outbound._real_getaddrinfo
+    asked: list[str] = []
+
+    def rebinding(host: Any, port: Any, *args: Any) -> Any:
+        if host != "rebind.example":
+            return real(host, port, *args)
+        asked.append(host)
+        answer = "93.184.215.14" if len(asked) == 1 else "127.0.0.1"
+        return real(answer, port, *args)
+
+    monkeypatch.setattr(outbound, "_real_getaddrinfo", rebinding)
+    block = CustomWebhookNotificationBlock(
+        name="hook", url=f"http://rebind.example:{receiver.port}/hook", timeout=2,
+        json_data={"text": "{{body}}"})
+    with outbound.pinned_addresses(allow_private=False):
+        first = socket.getaddrinfo("rebind.example", receiver.port, type=socket.SOCK_STREAM)
+        again = socket.getaddrinfo("rebind.example", receiver.port, type=socket.SOCK_STREAM)
+    assert {i[4][0] for i in first} == {i[4][0] for i in again} == {"93.184.215.14"}
+    asked.clear()
+    with pytest.raises(httpx.TransportError):  # nothing answers at the public address here
+        outbound.send(block, body="Crack", subject="s", allow_private=False)
+    assert asked == ["rebind.example"], "the name was looked up once, by the check"
+    assert receiver.connections == 0, "the client never reached the private address"
+
+
+def test_a_name_with_one_private_address_among_public_ones_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = outbound._real_getaddrinfo
+
+    def mixed(host: Any, port: Any, *args: Any) -> Any:
+        if host != "mixed.example":
+            return real(host, port, *args)
+        return real("93.184.215.14", port, *args) + real("10.0.0.5", port, *args)
+
+    monkeypatch.setattr(outbound, "_real_getaddrinfo", mixed)
+    refused = r"url: mixed\.example resolves to 10\.0\.0\.5"
+    with pytest.raises(outbound.RefusedTarget, match=refused):
+        outbound.check_url("https://mixed.example/hook", allow_private=False)
+
+
+def test_the_guard_pins_only_the_sending_thread() -> None:
+    seen: list[object] = []
+    with outbound.pinned_addresses(allow_private=False):
+        worker = threading.Thread(target=lambda: seen.append(
+            socket.getaddrinfo("127.0.0.1", 80)))
+        worker.start()
+        worker.join()
+        with pytest.raises(socket.gaierror, match="refused by AxTrace"):
+            socket.getaddrinfo("127.0.0.1", 80)
+    assert seen, "another thread resolves as before"
+    assert seen[0]
+    assert socket.getaddrinfo("127.0.0.1", 80), "and so does this one, after the send"
 
 
 # --------------------------------------------------------------------------- bounds

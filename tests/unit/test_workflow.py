@@ -18,7 +18,7 @@ from axtrace.ledger.models import Alert, AlertCreate, Status, TraceEntry, utcnow
 from axtrace.testing import wait_until
 from axtrace.workflow import Answer, Phase
 from axtrace_blocks import OwnershipPolicy
-from tests.unit.conftest import POLICY
+from tests.unit.conftest import POLICY, Receiver
 
 
 def assigned_alert(ledger: str, *, level: int = 1, overdue: bool = False) -> int:
@@ -272,3 +272,32 @@ def test_the_notification_neutralises_mass_mentions_in_alert_fields(ledger: str)
     message = workflow.notification(load(alert_id), ["anna"])
     assert message.body == "@here @\u200bchannel <\u200b!everyone> look"
     assert workflow.notify(alert_id)["text"] == "policy"
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+def test_a_notification_to_a_private_address_is_refused_on_notified_and_the_clock_runs_on(
+    ledger: str, monkeypatch: pytest.MonkeyPatch, receiver: Receiver, allowed: bool,
+) -> None:
+    from prefect.blocks.core import Block
+    from prefect.blocks.notifications import MattermostWebhook
+
+    from axtrace.settings import get_settings
+
+    block = MattermostWebhook(hostname="localhost", port=receiver.port, token="tok",
+                              secure=False)
+    monkeypatch.setattr(Block, "load", classmethod(lambda cls, name: block))
+    monkeypatch.setenv("AXTRACE_ALLOW_PRIVATE_WEBHOOKS", str(allowed).lower())
+    get_settings.cache_clear()
+    alert_id = alert_to_notify(ledger, {**POLICY, "notification_block": "team-chat"})
+    deadline = load(alert_id).ack_deadline
+    detail = workflow.notify(alert_id)
+    assert detail["delivered"] is allowed
+    if allowed:
+        assert "error" not in detail
+        assert [path for path, _body in receiver.posts] == ["/hooks/tok"]
+    else:
+        assert detail["error"].startswith(
+            "refused: hostname+port: localhost resolves to 127.0.0.1, a non-public address")
+        assert receiver.connections == 0
+    alert = load(alert_id)
+    assert (alert.notified_level, alert.ack_deadline) == (1, deadline), "the clock runs on"
