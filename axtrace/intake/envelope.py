@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from axtrace.errors import InvalidInput
+from axtrace.vocabulary import Severity
 
 Action = Literal["fire", "resolve", "acknowledge"]
 
@@ -52,7 +53,7 @@ class AlertEnvelope(BaseModel):
     action: Action = "fire"
     site: str | None = None
     key: str = Field(min_length=1, max_length=255)
-    severity: Literal["critical", "high", "medium", "low"] = "high"
+    severity: Severity = Severity.HIGH
     title: str = Field(min_length=1, max_length=500)
     detector: str | None = Field(default=None, max_length=200)
     detector_version: str | None = Field(default=None, max_length=100)

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from axtrace.intake.envelope import AlertEnvelope, ParseError
 from axtrace.intake.registry import SOURCES, parse
-from axtrace.intake.sources._common import MAX_LABEL_CHARS, MAX_LABELS, SITE_SLUG
+from axtrace.intake.sources._common import MAX_LABEL_CHARS, MAX_LABELS
+from axtrace.vocabulary import SITE_SLUG_RE as SITE_SLUG
 
 from .support import CONFIG, ROUTING_KEY, broken, json_values
 

@@ -45,4 +45,5 @@ def test_severities_and_the_slug_are_the_policy_blocks_own() -> None:
     from axtrace_blocks import Severity
 
     assert tuple(Severity) == SEVERITIES == ("critical", "high", "medium", "low")
-    assert SITE_SLUG_RE.match("berlin-plant") and not SITE_SLUG_RE.match("Berlin")
+    assert SITE_SLUG_RE.match("berlin-plant")
+    assert not SITE_SLUG_RE.match("Berlin")

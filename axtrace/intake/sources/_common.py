@@ -38,8 +38,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from axtrace.intake.envelope import AlertEnvelope, ParseError, SourceConfig, TooDeep
+from axtrace.vocabulary import SITE_SLUG_RE
 
-SITE_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,62}", re.ASCII)
 MAX_LABELS = 64
 MAX_LABEL_CHARS = 256
 MAX_KEY_CHARS = 255
@@ -47,7 +47,6 @@ MAX_TITLE_CHARS = 500
 MAX_DETECTOR_CHARS = 200
 MAX_VERSION_CHARS = 100
 MAX_URL_CHARS = 2000
-SEVERITIES = ("critical", "high", "medium", "low")
 MAX_DEPTH = 32
 MAX_PATH_CHARS = 200
 
@@ -235,7 +234,7 @@ def _check_label(name: str, value: str, field: str) -> None:
 
 def check_slug(value: object, field: str) -> str:
     """``value`` if it is a site slug, else a ParseError that shows it safely."""
-    if isinstance(value, str) and SITE_SLUG.fullmatch(value):
+    if isinstance(value, str) and SITE_SLUG_RE.fullmatch(value):
         return value
     raise ParseError(
         "site must be a slug of lowercase letters, digits and hyphens starting with a letter "

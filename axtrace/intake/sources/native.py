@@ -27,7 +27,6 @@ from typing import Any
 
 from axtrace.intake.envelope import AlertEnvelope, ParseError, SourceConfig
 from axtrace.intake.sources._common import (
-    SEVERITIES,
     clean_labels,
     confidence,
     derived_key,
@@ -45,6 +44,7 @@ from axtrace.intake.sources._common import (
     title,
     url,
 )
+from axtrace.vocabulary import SEVERITIES
 
 ACTIONS = ("fire", "resolve", "acknowledge")
 
