@@ -229,3 +229,46 @@ def test_a_grafana_delivery_replayed_outside_the_window_is_refused_by_the_intake
         assert caught.value.field == "X-Grafana-Alerting-Timestamp"
         with pytest.raises(SignatureError, match="does not match"):
             authenticate("grafana", renewed, GRAFANA_BODY, settings)
+
+
+# ------------------------------------------- agreement with the reference library (issue 12.5)
+# Verification stays ours: the reference library (standardwebhooks) decodes the body as UTF-8
+# (a non-UTF-8 body raises UnicodeDecodeError), raises ValueError on a malformed signature
+# list, checks against the wall clock only, and its errors do not say which header is wrong.
+# So the library is the oracle: whatever it signs, we accept, and what we sign, it accepts.
+
+
+def test_what_the_reference_library_signs_verifies_here_and_the_other_way_round() -> None:
+    from datetime import UTC, datetime
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from standardwebhooks import Webhook
+
+    @settings(max_examples=200, deadline=None)
+    @given(key=st.binary(min_size=1, max_size=64),
+           msg_id=st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126),
+                          min_size=1, max_size=40),
+           body=st.text(max_size=500), stamp=st.integers(min_value=0, max_value=2**33))
+    def agree(key: bytes, msg_id: str, body: str, stamp: int) -> None:
+        import base64
+
+        secret = "whsec_" + base64.b64encode(key).decode()
+        theirs = Webhook(secret).sign(msg_id, datetime.fromtimestamp(stamp, UTC), body)
+        ours = sign_standard_webhook(secret, msg_id, stamp, body.encode())
+        assert ours == theirs
+        sent = {"webhook-id": msg_id, "webhook-timestamp": str(stamp),
+                "webhook-signature": theirs}
+        assert verify_standard_webhook(secret, sent, body.encode(), now=stamp) == msg_id
+
+    agree()
+
+
+def test_the_reference_librarys_own_vector_verifies_in_both() -> None:
+    from datetime import UTC, datetime
+
+    from standardwebhooks import Webhook
+
+    sent_at = datetime.fromtimestamp(TIMESTAMP, UTC)
+    assert Webhook(SECRET).sign(MSG_ID, sent_at, BODY.decode()) == SIGNATURE
+    assert verify_standard_webhook(SECRET, headers(), BODY, now=TIMESTAMP) == MSG_ID
