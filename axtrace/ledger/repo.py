@@ -210,15 +210,5 @@ def verify_chain(events: Sequence[TraceEvent]) -> int | None:
     return None
 
 
-def trace_problem(alert: Alert, events: Sequence[TraceEvent]) -> str | None:
-    """Why this alert's trace cannot be trusted (edited, truncated, reordered), or None."""
-    broken = verify_chain(events)
-    if broken is not None:
-        return f"step {broken} was edited, removed or reordered"
-    if len(events) != alert.trace_len or (events and events[-1].hash != alert.trace_head):
-        return f"trace holds {len(events)} steps but {alert.trace_len} were written: truncated"
-    return None
-
-
 def count_alerts(*, session: Session) -> int:
     return int(session.exec(select(func.count()).select_from(Alert)).one())

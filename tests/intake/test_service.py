@@ -17,6 +17,8 @@ from axtrace.intake.service import accept
 from axtrace.ledger import repo
 from axtrace.ledger.db import engine_for, upgrade
 from axtrace.ledger.models import Alert, Delivery, OutboxItem, TraceEvent
+from axtrace.ledger.seal import ledger_key
+from axtrace.reports.verify import check_seals, check_trace
 from axtrace.settings import Settings, get_settings
 
 SITES = {"berlin-plant"}
@@ -91,7 +93,8 @@ def test_the_fast_path_writes_the_alert_its_chained_received_step_and_its_outbox
         assert [(e.seq, e.step, e.actor) for e in trace] == [(1, "received", "intake:native")]
         assert trace[0].detail == {"source": "native", "key": "k1", "severity": "critical",
                                    "title": "Seam"}
-        assert repo.trace_problem(alert, trace) is None, "the hash chain holds"
+        assert check_trace(alert, trace) == [], "the hash chain holds"
+        assert check_seals(alert, trace, ledger_key() or b"") == [], "and its seals"
         outbox = session.exec(select(OutboxItem).where(OutboxItem.alert_id == alert_id)).all()
         assert [o.topic for o in outbox] == ["dispatch"]
         delivery = session.exec(select(Delivery)).one()

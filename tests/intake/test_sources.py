@@ -12,7 +12,6 @@ import pytest
 
 from axtrace.intake.envelope import AlertEnvelope, ParseError, SourceConfig
 from axtrace.intake.registry import parse
-from axtrace.intake.sources.pagerduty import pagerduty_errors
 
 from .support import CONFIG, ROUTING_KEY, load
 
@@ -300,15 +299,6 @@ def test_pagerduty_refusal_of_a_routing_key_does_not_echo_it() -> None:
     key = "0123456789abcdef0123456789abcdef0"  # 33 characters
     error = refused("pagerduty", changed("pagerduty_trigger.json", "routing_key", key))
     assert key not in error.message
-
-
-def test_pagerduty_errors_renders_pagerdutys_400_body() -> None:
-    error = refused("pagerduty", changed("pagerduty_trigger.json", "payload.summary", ...))
-    assert pagerduty_errors(error) == {
-        "status": "invalid event",
-        "message": "Event object is invalid",
-        "errors": ["'payload.summary' is missing or blank"],
-    }
 
 
 # --- azure monitor --------------------------------------------------------------------------

@@ -20,6 +20,8 @@ from axtrace.intake.writer import Writer
 from axtrace.ledger import repo
 from axtrace.ledger.db import engine_for, make_engine, upgrade
 from axtrace.ledger.models import Alert, Delivery
+from axtrace.ledger.seal import ledger_key
+from axtrace.reports.verify import check_seals, check_trace
 from axtrace.settings import Settings, get_settings
 
 
@@ -65,7 +67,8 @@ def test_deliveries_that_queue_together_are_committed_together_and_all_accepted(
         assert len(alerts) == 50
         for alert in alerts:
             trace = repo.trace_of(session=session, alert_id=alert.id or 0)
-            assert repo.trace_problem(alert, trace) is None
+            assert check_trace(alert, trace) == []
+            assert check_seals(alert, trace, ledger_key() or b"") == []
 
 
 def test_the_same_delivery_twice_in_one_batch_is_one_occurrence_answered_twice(

@@ -13,6 +13,7 @@ from sqlmodel import Session, SQLModel, select
 from axtrace.ledger import repo
 from axtrace.ledger.db import engine_for
 from axtrace.ledger.models import AlertCreate, OutboxItem, Step, TraceEvent
+from axtrace.reports.verify import check_trace
 
 
 def new_alert(session: Session, **fields: object) -> int:
@@ -100,14 +101,13 @@ def test_a_truncated_trace_is_found_from_the_length_and_head_kept_on_the_alert(
         repo.append_step(session=session, alert_id=alert_id, step=Step.ASSIGNED, actor="a")
         session.commit()
         alert = repo.get_alert(session=session, alert_id=alert_id)
-        assert repo.trace_problem(alert, repo.trace_of(session=session, alert_id=alert_id)) is None
+        assert check_trace(alert, repo.trace_of(session=session, alert_id=alert_id)) == []
         session.exec(delete(TraceEvent).where(TraceEvent.seq == 2))  # type: ignore[call-overload]
         session.commit()
         session.expire_all()
         alert = repo.get_alert(session=session, alert_id=alert_id)
-        problem = repo.trace_problem(alert, repo.trace_of(session=session, alert_id=alert_id))
-    assert problem is not None
-    assert "truncated" in problem
+        problems = check_trace(alert, repo.trace_of(session=session, alert_id=alert_id))
+    assert [p.found for p in problems] == ["1 steps (truncated or cut off)"]
 
 
 def test_upgrading_an_older_ledger_backfills_each_alerts_trace_length_and_head(

@@ -19,7 +19,6 @@ on every event, so acknowledge and resolve still match.
 Site: ``payload.custom_details[site_label]``, else ``site_map[routing_key]``, else the default.
 Labels: ``source``, ``component``, ``group`` and ``class`` from the payload (cut to 256
 characters). Evidence: the first ``http(s)`` link's ``href``, else ``client_url``.
-:func:`pagerduty_errors` renders a ``ParseError`` as PagerDuty's 400 body.
 """
 
 from __future__ import annotations
@@ -90,12 +89,6 @@ def _envelope(event: dict[str, Any], routing_key: str, config: SourceConfig) -> 
         detected_at=parse_time(payload.get("timestamp"), "payload.timestamp"),
         **_redact(fields, routing_key),
     )
-
-
-def pagerduty_errors(exc: ParseError) -> dict[str, object]:
-    """PagerDuty's 400 body for an event AxTrace cannot use."""
-    reason = f"'{exc.field}' {exc.message}" if exc.field else exc.message
-    return {"status": "invalid event", "message": "Event object is invalid", "errors": [reason]}
 
 
 def routing_key_hash(routing_key: str) -> str:
