@@ -46,6 +46,11 @@ def wait_until(
     raise TimeoutError(f"{what} did not happen within {timeout:.0f} s (last: {last!r})")
 
 
+def clean_environment() -> dict[str, str]:
+    """``os.environ`` without ``PREFECT_*`` and ``AXTRACE_*``: the base of a test stack's."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "AXTRACE_"))}
+
+
 @dataclass
 class Stack:
     """Processes of one AxTrace under test, all on loopback, all real."""
@@ -64,8 +69,10 @@ class Stack:
 
     @classmethod
     def environment(cls, workdir: Path, prefect_port: int, api_port: int) -> dict[str, str]:
+        """What every process of the stack runs with: this process's environment without its
+        Prefect and AxTrace settings (a developer's own must not leak in), then the stack's."""
         return {
-            **os.environ,
+            **clean_environment(),
             "PREFECT_HOME": str(workdir / "prefect"),
             "PREFECT_API_URL": f"http://127.0.0.1:{prefect_port}/api",
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",

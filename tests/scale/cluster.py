@@ -13,7 +13,6 @@ settings (pointed at the session's stack by tests/conftest.py) do not matter.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from typing import Any
 import httpx
 
 from axtrace.runtime import spawn, start_child, start_prefect_server, stop, wait_healthy
-from axtrace.testing import free_port
+from axtrace.testing import clean_environment, free_port
 from tests.scale.services import PG_HOST, PG_PORT, PG_USER, REDIS_HOST, REDIS_PORT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,9 +33,8 @@ POOL_TYPE = "axtrace-process"  # axtrace.worker: Prefect's process worker, warm 
 def cluster_env(workdir: Path, *, prefect_port: int, prefect_db: str, ledger_db: str,
                 redis_db: int) -> dict[str, str]:
     """Environment shared by every process of the cluster (server, workers, intakes, CLI)."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "AXTRACE_"))}
     return {
-        **base,
+        **clean_environment(),
         "PREFECT_HOME": str(workdir / "prefect"),
         "PREFECT_API_URL": f"http://127.0.0.1:{prefect_port}/api",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
