@@ -4,7 +4,8 @@ Runs on a schedule (deployment ``deadline-auditor/axtrace``). It finds alerts wh
 got created, whose run died (crashed, failed, cancelled) before the alert closed, and overdue
 waits the sweeper has not woken; it repairs them (dispatch again, wake) and records each repair
 as a ``repaired`` step. Each pass emits ``axtrace.auditor.heartbeat`` so a Prefect automation
-can page when the auditor itself stops.
+can page when the auditor itself stops. It also puts on record each site policy edited outside
+``sites apply`` (:mod:`axtrace.policyhistory`).
 """
 
 from __future__ import annotations
@@ -95,9 +96,29 @@ async def audit_once(client: Any) -> dict[str, int]:
         if repair is not None:
             await _apply(client, alert, repair)
             counts[done[repair.action]] += 1
+    counts["policy_edits"] = await _policy_edits(client)
     emit_event(event="axtrace.auditor.heartbeat",
                resource={"prefect.resource.id": "axtrace.auditor"}, payload=counts)
     return counts
+
+
+async def _policy_edits(client: Any) -> int:
+    """Put on record each policy block edited outside ``sites apply`` (the UI, the API)."""
+    from axtrace import policyhistory
+
+    documents: list[Any] = []
+    while True:  # the server answers at most 200 per page
+        page = await client.read_block_documents_by_type(
+            policyhistory.POLICY_BLOCK_TYPE, offset=len(documents), limit=200)
+        documents += page
+        if len(page) < 200:
+            break
+    found = in_transaction(lambda session: policyhistory.detect_edits(documents, session,
+                                                                      utcnow()))
+    for entry in found:
+        logger.warning("site %s: policy edited outside sites apply (%s -> %s)",
+                       entry.site, entry.old_version, entry.new_version)
+    return len(found)
 
 
 async def _run_view(client: Any, run_id: str | None) -> RunView:

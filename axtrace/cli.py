@@ -509,6 +509,10 @@ from axtrace.reports.cli import report, verify  # noqa: E402  (light: loads work
 app.command()(report)
 app.command()(verify)
 
+from axtrace.policycli import policy_app  # noqa: E402  (light: loads work on demand)
+
+app.add_typer(policy_app, name="policy")
+
 
 def main() -> None:
     try:

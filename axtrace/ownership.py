@@ -17,11 +17,10 @@ _BLOCK_KEYS = ("block_type_slug",)
 
 
 def snapshot(policy: OwnershipPolicy) -> dict[str, Any]:
-    """The JSON form of ``policy`` that is pinned on an alert."""
+    """The JSON form of ``policy`` that is pinned on an alert: its fields only (not Prefect's
+    block keys, nor the ``_block_document_*`` a saved or loaded block carries)."""
     data = policy.model_dump(mode="json")
-    for key in _BLOCK_KEYS:
-        data.pop(key, None)
-    return data
+    return {k: v for k, v in data.items() if k not in _BLOCK_KEYS and not k.startswith("_")}
 
 
 def version(pinned: dict[str, Any]) -> str:

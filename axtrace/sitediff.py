@@ -73,17 +73,23 @@ def diff(desired: Mapping[str, SiteState], current: Mapping[str, SiteState]) -> 
 
 
 def _site_changes(site: str, want: SiteState, have: SiteState) -> list[Change]:
-    after, before = _fields(want), _fields(have)
+    changes = field_changes(site, _fields(have), _fields(want))
+    if any(c.field.startswith("policy.") for c in changes):
+        # The description is written from the policy: it changes with it; shown on its own
+        # only when something else changed it (the site's description, the wording).
+        changes = [c for c in changes if c.field != "deployment.description"]
+    return changes
+
+
+def field_changes(site: str, before: Mapping[str, str], after: Mapping[str, str]) -> list[Change]:
+    """Each flat field added, removed or changed from ``before`` to ``after`` (in ``after``'s
+    order, then the removed ones)."""
     changes = []
     for name in [*after, *(n for n in before if n not in after)]:
         old, new = before.get(name), after.get(name)
         if old != new:
             kind: Kind = "added" if old is None else "removed" if new is None else "changed"
             changes.append(Change(site, kind, name, old, new))
-    if any(c.field.startswith("policy.") for c in changes):
-        # The description is written from the policy: it changes with it; shown on its own
-        # only when something else changed it (the site's description, the wording).
-        changes = [c for c in changes if c.field != "deployment.description"]
     return changes
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from axtrace import ownership
-from axtrace.errors import InvalidInput
+from axtrace.errors import InvalidInput, Unavailable
 from axtrace.sitefile import Checked, Problem, SiteSpec, fmt_duration, read
 from axtrace.version import manifest, workflow_version
 from axtrace.workflow import FLOW_ENTRYPOINT, FLOW_NAME
@@ -166,7 +166,32 @@ def apply_sites(
     from axtrace.reports.verify import record_manifest
 
     record_manifest(workflow_version(root), manifest(root))
+    record_policies(specs, path)
     return deployments
+
+
+def record_policies(specs: list[SiteSpec], path: Path) -> None:
+    """Put each site's policy change (if any) on record in the ledger, made by this OS user
+    from ``path`` (:mod:`axtrace.policyhistory`)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from axtrace import policyhistory
+    from axtrace.ledger.db import upgrade
+    from axtrace.ledger.session import in_transaction
+    from axtrace.settings import get_settings
+
+    def work(session: Any) -> None:
+        for spec in specs:
+            policyhistory.record(session, site=spec.site, origin="sites apply",
+                                 policy=ownership.snapshot(spec.policy),
+                                 actor=policyhistory.os_user(), where=str(path.resolve()))
+
+    try:
+        upgrade(get_settings().ledger_url)
+        in_transaction(work)
+    except SQLAlchemyError as exc:
+        raise Unavailable(f"the sites were applied, but the ledger did not take the record of "
+                          f"their policy changes: {exc}", field="ledger") from exc
 
 
 def policy_version(spec: SiteSpec) -> str:

@@ -218,6 +218,29 @@ class ResponderToken(SQLModel, table=True):
     revoked_at: datetime | None = _ts()
 
 
+class PolicyChange(SQLModel, table=True):
+    """One change of a site's ownership policy, hash-chained across all sites like a trace."""
+
+    __tablename__ = "policy_change"
+
+    id: int | None = Field(default=None, primary_key=True)
+    seq: int = Field(unique=True, description="Position in the chain of all changes, from 1.")
+    site: str = Field(max_length=63, index=True)
+    at: datetime = _ts(index=True, nullable=False)
+    origin: str = Field(max_length=32, description="sites apply, or prefect-ui (detected).")
+    actor: str = Field(max_length=200, description="The OS user of sites apply, else unknown.")
+    where: str | None = Field(default=None, max_length=1000, description="The sites file.")
+    old_version: str | None = Field(default=None, max_length=100)
+    new_version: str = Field(max_length=100)
+    policy: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False),
+                                   description="The policy as it is from this change on.")
+    changes: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False),
+        description="Field by field: {field, kind, before, after}.")
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
 class AlertCreate(AlertBase):
     """What an intake or a manual run gives the ledger to open an occurrence."""
 

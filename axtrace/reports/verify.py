@@ -399,7 +399,22 @@ def verify_ledger(
             progress(1)
     for alert_id in sorted(set(alerts) - seen):
         findings += _check_alert(alerts[alert_id], [], key)
+    if key is not None:
+        findings += check_policy_history(session, key)
     return findings + missing_alerts(session, set(alerts))
+
+
+def check_policy_history(session: Session, key: bytes) -> list[Drift]:
+    """The chain of policy changes holds (:mod:`axtrace.policyhistory`)."""
+    from axtrace import policyhistory
+
+    entries = policyhistory.history(session)
+    broken = policyhistory.broken_at(entries, key)
+    if broken is None:
+        return []
+    site = next((e.site for e in entries if e.seq == broken), "?")
+    return [Drift(site, "policy history", "chain intact",
+                  f"edited, removed or inserted change at seq {broken}")]
 
 
 def _check_alert(alert: Any, events: list[TraceEvent], key: bytes | None) -> list[Drift]:

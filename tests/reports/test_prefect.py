@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from axtrace import policyhistory
 from axtrace.reports.cli import app
 from axtrace.reports.verify import Drift, verify_sites
 from axtrace.testing import Stack
@@ -136,6 +137,44 @@ def test_a_policy_edited_on_the_server_is_named(restore: Stack) -> None:
     [finding] = verify_sites(SITES)
     assert (finding.site, finding.what) == ("beta", "policy")
     assert "edited on the server" in finding.found
+    [entry] = detected_edits(after=policyhistory.APPLY_GRACE)
+    assert (entry.site, entry.origin) == ("beta", "prefect-ui")
+    assert {"field": "escalation_chain.0.responders", "kind": "changed", "before": "dave",
+            "after": "mallory"} in entry.changes, entry.changes
+
+
+def detected_edits(after: Any) -> list[Any]:
+    """What the auditor's pass puts on record from the server's policy blocks, ``after`` past
+    their last update."""
+    from sqlmodel import Session
+
+    from axtrace.ledger.db import engine_for
+    from axtrace.settings import get_settings
+
+    with prefect() as client:
+        documents = client.read_block_documents_by_type("axtrace-ownership-policy")
+    now = max(d.updated for d in documents) + after
+    with Session(engine_for(get_settings().ledger_url), expire_on_commit=False) as session:
+        found = policyhistory.detect_edits(documents, session, now)
+        session.commit()
+    return found
+
+
+def test_sites_apply_puts_each_policy_on_record_with_who_and_from_which_file(
+    applied: Stack,
+) -> None:
+    from sqlmodel import Session
+
+    from axtrace.ledger.db import engine_for
+    from axtrace.settings import get_settings
+
+    with Session(engine_for(get_settings().ledger_url)) as session:
+        last = policyhistory.last_for(session, "alpha")
+        assert last is not None
+        assert (last.origin, last.where) == ("sites apply", str(SITES.resolve()))
+        assert last.actor == policyhistory.os_user()
+        assert "_block_document_id" not in last.policy
+    assert detected_edits(after=policyhistory.APPLY_GRACE) == [], "nothing edited elsewhere"
 
 
 def test_a_deployment_for_a_site_outside_the_file_is_named(restore: Stack) -> None:
