@@ -5,6 +5,9 @@ Prefect is needed for anything here but acting, which is refused before Prefect 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -214,3 +217,16 @@ def test_no_cors_header_is_ever_sent(ledger: str) -> None:
     assert same.status_code == 200
     for answer in (preflight, same):
         assert not [h for h in answer.headers if h.startswith("access-control-")]
+
+
+def test_without_an_intake_credential_the_api_refuses_to_listen_beyond_loopback(
+    ledger: str,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "AXTRACE_INTAKE_TOKEN"}
+    started = subprocess.run(
+        [sys.executable, "-m", "axtrace", "intake", "--host", "0.0.0.0", "--port", "1"],  # noqa: S104
+        env=env, capture_output=True, text=True, timeout=120, check=False)
+    said = " ".join(started.stderr.split())
+    assert started.returncode == 1
+    assert "loopback only, not 0.0.0.0" in said
+    assert "AXTRACE_INTAKE_TOKEN" in said
