@@ -3,6 +3,10 @@
 Errors are mapped here and only here: every 4xx names the field and the reason, in the same
 shape as FastAPI's own validation errors: ``{"detail": [{"loc": [...], "msg": ..., "type": ...}]}``.
 
+Who may read and act is decided by :mod:`axtrace.access` (closed once any credential is
+configured); every request first passes :class:`Guard` (``Host`` allow-list, no cross-origin
+request, JSON-only POST bodies), and in open mode every answer carries ``X-AxTrace-Open: true``.
+
 No input is a 500: a header value over ``AXTRACE_MAX_HEADER_CHARS`` (or a ``webhook-id`` over
 255 characters) is a 400 naming the header; bodies over ``AXTRACE_MAX_BODY_BYTES`` are 413;
 what the source parsers refuse is recorded and answered 400/404/409/413/422 (see
@@ -62,8 +66,8 @@ class AckBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     responder: str | None = Field(
         default=None, min_length=1, max_length=200,
-        description="Who acts; with responder tokens in use, the token decides (and this, "
-                    "if given, must match it).",
+        description="Who acts; with a responder token, the token's name decides (and this, "
+                    "if given, must match it, else 403 recorded under the token's name).",
     )
     note: str = Field(default="", max_length=2000)
 
