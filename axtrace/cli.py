@@ -230,6 +230,9 @@ def intake(
     except AxTraceError as exc:
         _fail(exc.message)
     if get_settings().intake_open:
+        from axtrace.ledger.db import upgrade
+
+        upgrade(get_settings().ledger_url)  # the warning reads the ledger's tokens_required
         err.print(labelled("warning:", "yellow", _open_warning()))
     run_intake(host, port, background=background)
 

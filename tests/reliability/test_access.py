@@ -230,3 +230,22 @@ def test_without_an_intake_credential_the_api_refuses_to_listen_beyond_loopback(
     assert started.returncode == 1
     assert "loopback only, not 0.0.0.0" in said
     assert "AXTRACE_INTAKE_TOKEN" in said
+
+
+def test_an_open_intake_says_so_at_start_and_on_every_answer(
+    ledger: str, tmp_path: Path,
+) -> None:
+    from axtrace.runtime import start_child, stop, wait_healthy
+    from axtrace.testing import free_port
+
+    port, log = free_port(), tmp_path / "intake.log"
+    env = {k: v for k, v in os.environ.items() if k != "AXTRACE_INTAKE_TOKEN"}
+    proc = start_child(["intake", "--port", str(port), "--no-background"], log, env)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/healthz", timeout=60, proc=proc)
+        answers = [httpx.get(f"http://127.0.0.1:{port}{path}", timeout=30)
+                   for path in ("/healthz", "/v1/alerts")]
+    finally:
+        stop(proc)
+    assert [a.headers.get("x-axtrace-open") for a in answers] == ["true", "true"]
+    assert "OPEN mode" in " ".join(log.read_text().split())
