@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import update
@@ -132,3 +134,26 @@ def test_upgrading_an_older_ledger_backfills_each_alerts_trace_length_and_head(
     with engine.connect() as conn:
         row = conn.execute(text("SELECT trace_len, trace_head FROM alert")).one()
     assert tuple(row) == (2, "b" * 64)
+
+
+def test_a_ledger_that_had_a_token_before_0006_keeps_tokens_required(tmp_path: Path) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    from axtrace import tokens
+    from axtrace.ledger.db import alembic_config, upgrade
+
+    had, never = (f"sqlite:///{tmp_path / name}.db" for name in ("had", "never"))
+    for url in (had, never):
+        command.upgrade(alembic_config(url), "0005")
+    with engine_for(had).begin() as conn:
+        conn.execute(text("INSERT INTO responder_token (name, token_sha256, created_at, "
+                          "revoked_at) VALUES ('alice', 'x', '2026-01-01', '2026-01-02')"))
+    for url in (had, never):
+        upgrade(url)
+    with Session(engine_for(had)) as session:
+        assert tokens.required(session), "even though its only token was revoked"
+        assert tokens.active(session) == []
+    with Session(engine_for(never)) as session:
+        assert not tokens.required(session)
+    command.downgrade(alembic_config(had), "0005")
