@@ -133,3 +133,29 @@ def test_json_bodies_are_accepted(content_type: str) -> None:
 def test_a_post_that_is_not_json_is_415_naming_the_content_type(content_type: str) -> None:
     headers = {"host": "localhost", "content-type": content_type}
     assert refusal(access.browser_safe, "POST", headers, LOOPBACK) == (415, "content-type")
+
+
+def test_tokens_are_created_with_scope_and_sites_and_listed_so(ledger: str) -> None:
+    from typer.testing import CliRunner
+
+    from axtrace.cli import app
+
+    runner = CliRunner()
+    made = runner.invoke(app, ["tokens", "create", "lena", "--site", "berlin", "--site",
+                               "lyon", "--read-only"])
+    assert made.exit_code == 0, made.output
+    listed = " ".join(runner.invoke(app, ["tokens", "list"]).output.split())
+    assert "lena" in listed
+    assert "│ lena │ read │ berlin, lyon │" in listed
+
+
+def test_a_token_for_a_site_that_is_not_a_slug_is_refused_naming_the_option(
+    ledger: str,
+) -> None:
+    from typer.testing import CliRunner
+
+    from axtrace.cli import app
+
+    refused = CliRunner().invoke(app, ["tokens", "create", "lena", "--site", "Berlin Plant"])
+    assert refused.exit_code == 1
+    assert "--site: not a site slug: 'Berlin Plant'" in " ".join(refused.output.split())
