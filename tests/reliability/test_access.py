@@ -174,18 +174,21 @@ def test_json_with_a_charset_is_json(ledger: str) -> None:
 
 @pytest.mark.parametrize("host", ["evil.example", "evil.example:4280", "192.0.2.1"])
 def test_a_host_not_allowed_is_400_naming_the_host(ledger: str, host: str) -> None:
-    for method, path in [("GET", "/v1/alerts"), ("POST", "/v1/alerts"), ("GET", "/healthz")]:
+    for method, path in [("GET", "/v1/alerts"), ("POST", "/v1/alerts"), ("GET", "/v1/report"),
+                         ("GET", "/openapi.json")]:
         answer = call(method, path, headers={"host": host}, json={"site": "berlin",
                                                                   "title": "x"})
         assert where(answer) == (400, "host")
     assert call("GET", "/v1/alerts").json() == []
+    probe = call("GET", "/healthz", headers={"host": host})
+    assert probe.json() == {"status": "ok"}, "a load balancer probes by address"
 
 
 def test_allowed_hosts_can_be_configured(ledger: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AXTRACE_ALLOWED_HOSTS", "axtrace.example")
     get_settings.cache_clear()
-    assert call("GET", "/healthz", headers={"host": "axtrace.example"}).status_code == 200
-    assert where(call("GET", "/healthz")) == (400, "host")
+    assert call("GET", "/v1/alerts", headers={"host": "axtrace.example"}).status_code == 200
+    assert where(call("GET", "/v1/alerts")) == (400, "host")
 
 
 def test_a_misspelled_allowed_hosts_value_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
