@@ -31,10 +31,10 @@ def _check(alert: Alert, action: Action, who: str) -> None:
 
     if alert.policy is not None and not ownership.may_act(alert.policy, alert.level, who):
         record_refusal(alert.id or 0, who, action)
-        allowed = ", ".join(ownership.responders(alert.policy, alert.level))
+        # who may is not said: the caller may be anyone who reaches the API
         raise Forbidden(
-            f"'{who}' may not {action} alert {alert.id} at level {alert.level}; "
-            f"allowed: {allowed}",
+            f"'{who}' is not a responder at level {alert.level} or earlier of alert "
+            f"{alert.id}, so may not {action} it",
             field="responder",
         )
 

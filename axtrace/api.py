@@ -3,6 +3,10 @@
 Errors are mapped here and only here: every 4xx names the field and the reason, in the same
 shape as FastAPI's own validation errors: ``{"detail": [{"loc": [...], "msg": ..., "type": ...}]}``.
 
+Who may read and act is decided by :mod:`axtrace.access` (closed once any credential is
+configured); every request first passes :class:`Guard` (``Host`` allow-list, no cross-origin
+request, JSON-only POST bodies), and in open mode every answer carries ``X-AxTrace-Open: true``.
+
 No input is a 500: a header value over ``AXTRACE_MAX_HEADER_CHARS`` (or a ``webhook-id`` over
 255 characters) is a 400 naming the header; bodies over ``AXTRACE_MAX_BODY_BYTES`` are 413;
 what the source parsers refuse is recorded and answered 400/404/409/413/422 (see
@@ -12,27 +16,28 @@ what the source parsers refuse is recorded and answered 400/404/409/413/422 (see
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Path, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from axtrace import actions, tokens
+from axtrace import access, actions, tokens
 from axtrace.dispatch import nudge
-from axtrace.errors import AxTraceError, Forbidden, InvalidInput, Malformed, Unavailable
+from axtrace.errors import AxTraceError, Forbidden, Malformed, Unavailable
 from axtrace.events import StepEvents
-from axtrace.intake.auth import authenticate, needs_io
+from axtrace.intake.auth import authenticate, needs_io, reveal
 from axtrace.intake.docs import INTAKE_RESPONSES, intake_docs, intake_openapi
 from axtrace.intake.registry import SOURCES
 from axtrace.intake.service import Incoming, Reply, UnknownSite, prepare
-from axtrace.intake.signatures import SignatureError
 from axtrace.intake.sources._common import join
 from axtrace.intake.writer import Writer
 from axtrace.ledger import repo
@@ -61,8 +66,8 @@ class AckBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     responder: str | None = Field(
         default=None, min_length=1, max_length=200,
-        description="Who acts; with responder tokens in use, the token decides (and this, "
-                    "if given, must match it).",
+        description="Who acts; with a responder token, the token's name decides (and this, "
+                    "if given, must match it, else 403 recorded under the token's name).",
     )
     note: str = Field(default="", max_length=2000)
 
@@ -142,8 +147,13 @@ def _error(status: int, field: str | None, message: str, kind: str) -> JSONRespo
                         content={"detail": [{"loc": loc, "msg": message, "type": kind}]})
 
 
-def create_app(*, background: bool = True) -> FastAPI:
-    """The API; with ``background`` it also runs the dispatcher and the deadline sweeper."""
+def error_of(exc: AxTraceError) -> JSONResponse:
+    return _error(exc.status_code, exc.field, exc.message, type(exc).__name__)
+
+
+def create_app(*, background: bool = True, bound_to: str | None = None) -> FastAPI:
+    """The API; with ``background`` it also runs the dispatcher and the deadline sweeper.
+    ``bound_to``: the interface it listens on (a ``Host`` naming it is allowed)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -169,13 +179,19 @@ def create_app(*, background: bool = True) -> FastAPI:
                   description="Alert intake and response actions of AxTrace.")
     app.state.sites = SiteCache()
     app.state.events = StepEvents()
+    app.state.open_flag = OpenFlag()
+    settings = get_settings()
+    own = [settings.api_host, access.hostname(settings.base_api_url.partition("//")[2]),
+           *([bound_to] if bound_to else [])]
+    app.add_middleware(Guard, hosts=access.allowed_hosts(settings.allowed_hosts, own=own),
+                       flag=app.state.open_flag)
     from axtrace.reports.api import router as report_router
 
     app.include_router(report_router)
 
     @app.exception_handler(AxTraceError)
     async def _axtrace_error(_request: Request, exc: AxTraceError) -> JSONResponse:
-        return _error(exc.status_code, exc.field, exc.message, type(exc).__name__)
+        return error_of(exc)
 
     @app.exception_handler(OperationalError)
     async def _db_down(_request: Request, exc: OperationalError) -> JSONResponse:
@@ -201,25 +217,28 @@ def create_app(*, background: bool = True) -> FastAPI:
 
     @app.get("/v1/alerts")
     def list_alerts(
-        site: str | None = None, status: Status | None = None,
+        caller: Reader, site: str | None = None, status: Status | None = None,
         since: Annotated[datetime | None, Query(
             description="Only alerts received since then (ISO 8601; without an offset: UTC)."),
         ] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[AlertPublic]:
-        """Occurrences, newest first."""
+        """Occurrences, newest first (with a token for some sites: of those sites)."""
         if since is not None and since.tzinfo is None:
             since = since.replace(tzinfo=UTC)
         with ledger_session() as session:
             rows = repo.list_alerts(session=session, site=site, since=since, limit=limit,
-                                    status=status.value if status else None)
+                                    status=status.value if status else None,
+                                    sites=caller.sites)
             return [public(session, a, with_trace=False) for a in rows]
 
     @app.get("/v1/alerts/{alert_id}")
-    def get_alert(alert_id: AlertId) -> AlertPublic:
+    def get_alert(alert_id: AlertId, caller: Reader) -> AlertPublic:
         """One alert with its trace and the link to its Prefect run."""
         with ledger_session() as session:
-            return public(session, repo.get_alert(session=session, alert_id=alert_id))
+            alert = repo.get_alert(session=session, alert_id=alert_id)
+            access.visible(caller, alert.site, alert_id)
+            return public(session, alert)
 
     @app.post("/v1/alerts/{alert_id}/ack", responses=ACT_RESPONSES)
     async def acknowledge(alert_id: AlertId, body: AckBody, request: Request) -> AlertPublic:
@@ -344,32 +363,137 @@ def pagerduty_reply(reply: Reply) -> JSONResponse:
 
 
 ACT_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "A responder token is required and missing or not valid."},
-    403: {"description": "Not a responder at this level (recorded in the trace)."},
-    404: {"description": "No such alert."},
+    401: {"description": "A token is required and missing or not valid."},
+    403: {"description": "Not a responder at this level (recorded in the trace), or a "
+                         "token that may not act."},
+    404: {"description": "No such alert (or one of a site the token does not cover)."},
     409: {"description": "The alert's state does not allow this now (recorded)."},
     503: {"description": "The run is not waiting yet, or Prefect/the ledger is away."},
 }
 
 
-def responder(request: Request, body: AckBody, alert_id: int, action: str) -> str:
-    """Who acts: the responder token's owner when tokens are in use, else the body's name."""
+def posture_of(session: Session, settings: Settings) -> access.Posture:
+    return access.Posture(
+        credentials=not settings.intake_open,
+        tokens_required=settings.require_responder_tokens or tokens.required(session))
+
+
+def caller_of(session: Session, headers: Mapping[str, str], settings: Settings,
+              ) -> access.Caller:
+    """What the request's bearer token is: the intake token, a ledger token, or nothing."""
+    scheme, _, given = headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        return access.NOBODY
+    intake = settings.intake_token
+    if intake is not None and hmac.compare_digest(given.encode(), reveal(intake).encode()):
+        return access.Caller("intake")
+    row = tokens.identify(session, given)
+    if row is None:
+        return access.Caller("invalid")
+    kind: access.Kind = "read" if row.scope == "read" else "respond"
+    return access.Caller(kind, row.name, frozenset(row.sites) if row.sites else None)
+
+
+def allowed(request: Request, need: access.Need) -> access.Caller:
+    """The caller, if it may ``need`` (else the 401/403 of :func:`access.decide`)."""
     settings = get_settings()
     with ledger_session() as session:
-        if not tokens.enforced(session, required=settings.require_responder_tokens):
-            if body.responder is None:
-                raise InvalidInput("responder is required", field="responder")
-            return body.responder
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        name = tokens.identify(session, token) if scheme.lower() == "bearer" else None
-    if name is None:
-        raise SignatureError("a valid responder token is required", field="authorization")
-    if body.responder is not None and body.responder != name:
-        actions.record_refusal(alert_id, body.responder, action,
-                               f"the token belongs to '{name}', not '{body.responder}'")
-        raise Forbidden(f"the token belongs to '{name}', not '{body.responder}'",
-                        field="responder")
-    return name
+        posture = posture_of(session, settings)
+        caller = caller_of(session, request.headers, settings)
+    flag: OpenFlag | None = getattr(request.app.state, "open_flag", None)
+    if flag is not None:
+        flag.saw(posture)
+    access.decide(need, posture, caller)
+    return caller
+
+
+def reader(request: Request) -> access.Caller:
+    return allowed(request, "read")
+
+
+Reader = Annotated[access.Caller, Depends(reader)]
+"""A caller that may read (FastAPI runs this plain function on its thread pool)."""
+
+
+def responder(request: Request, body: AckBody, alert_id: int, action: str) -> str:
+    """Who acts: the responder token's name when one authenticates the request (a different
+    ``responder`` in the body is refused and recorded under the token's name), else the
+    body's name."""
+    caller = allowed(request, "act")
+    with ledger_session() as session:
+        access.visible(caller, repo.get_alert(session=session, alert_id=alert_id).site,
+                       alert_id)
+    who = access.actor(caller, body.responder)
+    if body.responder is not None and body.responder != who:
+        reason = f"the token belongs to '{who}', not '{body.responder}'"
+        actions.record_refusal(alert_id, who, action, reason)
+        raise Forbidden(reason, field="responder")
+    return who
+
+
+class OpenFlag:
+    """Is the API open (no credential anywhere)? The settings answer at once; the ledger's
+    ``tokens_required`` is asked at most once a second while open (for the header only:
+    reads and actions ask the ledger each time). Once closed it stays closed: nothing clears
+    ``tokens_required``."""
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.checked = 0.0
+
+    def saw(self, posture: access.Posture) -> None:
+        self.closed = self.closed or not posture.open
+
+    async def open(self) -> bool:
+        if self.closed:
+            return False
+        if time.monotonic() - self.checked > 1.0:
+            settings = get_settings()
+            try:
+                posture = await asyncio.to_thread(_posture, settings)
+            except OperationalError:
+                return False  # the ledger is away: the request itself will say so
+            self.saw(posture)
+            self.checked = time.monotonic()
+        return not self.closed
+
+
+def _posture(settings: Settings) -> access.Posture:
+    with ledger_session() as session:
+        return posture_of(session, settings)
+
+
+class Guard:
+    """Around every request: :func:`access.browser_safe` (a bad ``Host``, a cross-origin
+    request, a POST that is not JSON are answered here, before routing), and in open mode the
+    header ``X-AxTrace-Open: true`` on every response. No CORS header is ever sent."""
+
+    def __init__(self, app: ASGIApp, *, hosts: frozenset[str], flag: OpenFlag) -> None:
+        self.app = app
+        self.hosts = hosts
+        self.flag = flag
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        is_open = await self.flag.open()
+
+        async def marked(message: Message) -> None:
+            if is_open and message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []),
+                                      (access.OPEN_HEADER.encode(), b"true")]
+            await send(message)
+
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+                   for k, v in scope["headers"]}
+        try:
+            if scope["path"] != "/healthz":  # says only "ok": load balancers probe by address
+                access.browser_safe(scope["method"], headers, self.hosts)
+        except AxTraceError as exc:
+            await error_of(exc)(scope, receive, marked)
+            return
+        await self.app(scope, receive, marked)
 
 
 def public_of(alert: Alert) -> AlertPublic:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import httpx
 import typer
+from pydantic import SecretStr
 from rich.console import Console
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -25,7 +26,7 @@ from rich.text import Text
 
 from axtrace.errors import AxTraceError
 from axtrace.ledger import seal
-from axtrace.settings import get_settings
+from axtrace.settings import Settings, get_settings
 from axtrace.text import console_text, labelled
 
 if TYPE_CHECKING:
@@ -43,7 +44,6 @@ err = Console(stderr=True, emoji=False)
 
 SitesOpt = Annotated[Path, typer.Option("--sites", help="The sites file.")]
 DEFAULT_SITES = Path("deployments/sites.yaml")
-LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -54,8 +54,7 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 def _api(method: str, path: str, **kwargs: Any) -> Any:
     settings = get_settings()
     url = settings.base_api_url + path
-    token = settings.responder_token if "/ack" in path or "/resolve" in path \
-        else settings.intake_token
+    token = api_token(method, path, settings)
     headers = {"authorization": f"Bearer {token.get_secret_value()}"} if token else {}
     try:
         response = httpx.request(method, url, timeout=120, headers=headers, **kwargs)
@@ -72,6 +71,17 @@ def _api(method: str, path: str, **kwargs: Any) -> Any:
             text = response.text
         _fail(text, 4 if response.status_code == 403 else 2)
     return response.json()
+
+
+def api_token(method: str, path: str, settings: Settings) -> SecretStr | None:
+    """The credential the CLI sends: the intake token to deliver alerts; the user's own
+    token (``AXTRACE_RESPONDER_TOKEN``) to act; to read, the user's token or the intake
+    token."""
+    if method == "POST" and path == "/v1/alerts":
+        return settings.intake_token
+    if method == "POST":
+        return settings.responder_token
+    return settings.responder_token or settings.intake_token
 
 
 @app.command()
@@ -158,13 +168,25 @@ def _banner(prefect_api: str, port: int, sites: list[str], logs: Path) -> None:
     table.add_row("Logs", str(logs))
     console.print(table)
     if get_settings().intake_open:
-        console.print(Panel(
-            "The alert intake is OPEN: no credentials are configured, so anyone who can reach "
-            "it may post alerts. It listens on 127.0.0.1 only. Set AXTRACE_INTAKE_TOKEN (or "
-            "per-source credentials in AXTRACE_SOURCES) before exposing it.",
-            title="warning", border_style="bold yellow"))
+        console.print(Panel(_open_warning(), title="warning", border_style="bold yellow"))
     console.print("Raise an alert: [bold]axtrace raise --site "
                   f"{sites[0]} --title 'Defect on line 3'[/]   Stop: Ctrl-C")
+
+
+def _open_warning() -> str:
+    from axtrace.api import posture_of
+    from axtrace.ledger.session import ledger_session
+
+    with ledger_session() as session:
+        is_open = posture_of(session, get_settings()).open
+    if is_open:
+        return ("AxTrace is in OPEN mode: no credential is configured, so anyone who can reach "
+                "the API may post, read and act on alerts (every answer carries "
+                "X-AxTrace-Open: true). It listens on loopback only. Set AXTRACE_INTAKE_TOKEN "
+                "or create a token (`axtrace tokens create NAME`) to close it.")
+    return ("The alert intake is OPEN: no intake credential is configured, so anyone who can "
+            "reach it may post alerts. It listens on loopback only. Set AXTRACE_INTAKE_TOKEN "
+            "(or per-source credentials in AXTRACE_SOURCES) before exposing it.")
 
 
 def _progress() -> Progress:
@@ -204,12 +226,18 @@ def intake(
     background: Annotated[bool, typer.Option(help="Also run dispatcher and sweeper.")] = True,
 ) -> None:
     """Serve the AxTrace HTTP API (and, by default, the dispatcher and deadline sweeper)."""
+    from axtrace import access
     from axtrace.runtime import run_intake
 
-    if get_settings().intake_open and host not in LOOPBACK:
-        _fail(f"the intake has no credentials, so it listens on loopback only, not {host}: "
-              "set AXTRACE_INTAKE_TOKEN (or per-source credentials in AXTRACE_SOURCES)")
+    try:
+        access.serving(intake_credentials=not get_settings().intake_open, host=host)
+    except AxTraceError as exc:
+        _fail(exc.message)
+    if get_settings().intake_open:
+        from axtrace.ledger.db import upgrade
 
+        upgrade(get_settings().ledger_url)  # the warning reads the ledger's tokens_required
+        err.print(labelled("warning:", "yellow", _open_warning()))
     run_intake(host, port, background=background)
 
 
@@ -335,20 +363,38 @@ def _print_problems(problems: list[Problem]) -> None:
         err.print(labelled(label, style, str(problem)), soft_wrap=True)
 
 
-tokens_app = typer.Typer(help="Responder tokens for the API (stored hashed).")
+tokens_app = typer.Typer(help="API tokens: responder or read-only, for every site or some "
+                                "(stored hashed).")
 app.add_typer(tokens_app, name="tokens")
 
 
 @tokens_app.command("create")
-def tokens_create(name: Annotated[str, typer.Argument(help="The responder's name.")]) -> None:
-    """Create a token for NAME and print it once (only its hash is kept)."""
+def tokens_create(
+    name: Annotated[str, typer.Argument(help="Who holds it (a responder's name).")],
+    site: Annotated[list[str] | None, typer.Option(
+        "--site", help="Only this site (repeat for several); default every site.")] = None,
+    read_only: Annotated[bool, typer.Option(
+        "--read-only", help="May read alerts and reports, not act.")] = False,
+) -> None:
+    """Create a token for NAME and print it once (only its hash is kept). From the first
+    token on, the API needs a token to read and a responder token to act, for good."""
+    import re
+
     from axtrace import tokens
     from axtrace.ledger.db import upgrade
     from axtrace.ledger.session import ledger_session
+    from axtrace_blocks.policy import SITE_SLUG
 
+    problems = [f"--site: not a site slug: {s!r}" for s in site or ()
+                if not re.fullmatch(SITE_SLUG, s)]
+    if not name.strip() or len(name) > 200:
+        problems.append(f"NAME: 1 to 200 characters, got {len(name)}")
+    if problems:
+        _fail("; ".join(problems))
     upgrade(get_settings().ledger_url)
     with ledger_session() as session:
-        token = tokens.create(session, name)
+        token = tokens.create(session, name, scope="read" if read_only else "respond",
+                              sites=site or ())
         session.commit()
     err.print(console_text(f"Token for {name} (shown once; set AXTRACE_RESPONDER_TOKEN "
                            "to use it):"))
@@ -357,14 +403,16 @@ def tokens_create(name: Annotated[str, typer.Argument(help="The responder's name
 
 @tokens_app.command("list")
 def tokens_list() -> None:
-    """Names with an active token (tokens themselves are not kept)."""
+    """Active tokens: name, scope, sites (the tokens themselves are not kept)."""
     from axtrace import tokens
     from axtrace.ledger.session import ledger_session
 
-    table = Table("name", "created (UTC)")
+    table = Table("name", "scope", "sites", "created (UTC)")
     with ledger_session() as session:
         for row in tokens.active(session):
-            table.add_row(console_text(row.name), f"{row.created_at:%Y-%m-%d %H:%M}")
+            table.add_row(console_text(row.name), row.scope,
+                          console_text(", ".join(row.sites or ["every site"])),
+                          f"{row.created_at:%Y-%m-%d %H:%M}")
     console.print(table)
 
 

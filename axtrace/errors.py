@@ -2,7 +2,9 @@
 
     AxTraceError
     ├── InvalidInput          400/422  a request or file that cannot be used; names the field
-    │   └── Malformed         400      a request that cannot be read (a header too long ...)
+    │   ├── Malformed         400      a request that cannot be read (a header too long ...)
+    │   └── Unsupported       415      a body that is not JSON (names ``content-type``)
+    ├── Unauthenticated       401      no credential, or one not accepted (names the header)
     ├── NotFound              404      an alert, site or policy that does not exist
     ├── Forbidden             403      someone who may not act on this alert
     ├── Conflict              409      the alert is not in a state that allows the action
@@ -29,6 +31,14 @@ class InvalidInput(AxTraceError):
 
 class Malformed(InvalidInput):
     status_code = 400
+
+
+class Unsupported(InvalidInput):
+    status_code = 415
+
+
+class Unauthenticated(AxTraceError):
+    status_code = 401
 
 
 class NotFound(AxTraceError):

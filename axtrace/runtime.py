@@ -154,7 +154,8 @@ def run_intake(host: str, port: int, *, background: bool = True) -> None:
     from axtrace.ledger.db import upgrade
 
     upgrade(get_settings().ledger_url)
-    uvicorn.run(create_app(background=background), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(background=background, bound_to=host), host=host, port=port,
+                log_level="warning")
 
 
 def run_async(coro: Any) -> Any:

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_HOME = Path("~/.axtrace").expanduser()
@@ -95,6 +95,11 @@ class Settings(BaseSettings):
         description="Key of the ledger's seals (or block:<name>); default: <home>/ledger.key, "
         "created on first use. Every process writing one ledger needs the same key.",
     )
+    allowed_hosts: str | None = Field(
+        default=None,
+        description="Comma-separated `Host` names the API answers (`*`: any, behind a "
+        "proxy); unset: localhost, 127.0.0.1, [::1], api_host and the interface bound to.",
+    )
     allow_private_webhooks: bool = Field(
         default=False, description="Let notification blocks call loopback/private addresses."
     )
@@ -114,6 +119,17 @@ class Settings(BaseSettings):
     dedup_window_seconds: float = Field(
         default=3600, description="A byte-identical body within this window is a repeat."
     )
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        names = [h.strip() for h in value.split(",")]
+        bad = [h for h in names if not h or any(c in h for c in "/ @?#")]
+        if bad:
+            raise ValueError(f"a comma list of host names (or *); not a host name: {bad[0]!r}")
+        return value
 
     def source(self, name: str) -> SourceSettings:
         return self.sources.get(name) or SourceSettings()

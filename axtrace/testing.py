@@ -65,7 +65,11 @@ class Stack:
     http: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.api_port}", timeout=120)
+        """``http`` sends the stack's intake token, if it has one (it may post and read)."""
+        token = self.env.get("AXTRACE_INTAKE_TOKEN")
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.api_port}", timeout=120,
+                                 headers=headers)
 
     @classmethod
     def environment(cls, workdir: Path, prefect_port: int, api_port: int) -> dict[str, str]:
@@ -116,10 +120,11 @@ class Stack:
         stop(self.server)
         self.server = None
 
-    def axtrace(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run an ``axtrace`` CLI command against this stack."""
+    def axtrace(self, *args: str, check: bool = True, env: dict[str, str] | None = None,
+                ) -> subprocess.CompletedProcess[str]:
+        """Run an ``axtrace`` CLI command against this stack (``env``: instead of its own)."""
         return subprocess.run(
-            [sys.executable, "-m", "axtrace", *args], env=self.env, capture_output=True,
+            [sys.executable, "-m", "axtrace", *args], env=env or self.env, capture_output=True,
             text=True, check=check, timeout=300,
         )
 

@@ -31,7 +31,7 @@ import re
 import time
 from collections.abc import Mapping
 
-from axtrace.errors import AxTraceError
+from axtrace.errors import Unauthenticated
 
 ID_HEADER = "webhook-id"
 TIMESTAMP_HEADER = "webhook-timestamp"
@@ -43,7 +43,7 @@ _TIMESTAMP = re.compile(r"[0-9]{1,15}", re.ASCII)
 _HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}", re.ASCII)
 
 
-class SignatureError(AxTraceError):
+class SignatureError(Unauthenticated):
     """A delivery whose signature cannot be verified; ``field`` names the header at fault."""
 
     status_code = 401

@@ -207,7 +207,10 @@ class SourceResolution(SQLModel, table=True):
 
 
 class ResponderToken(SQLModel, table=True):
-    """A person's API token; only its SHA-256 is kept (the token is shown once, at creation)."""
+    """A person's API token; only its SHA-256 is kept (the token is shown once, at creation).
+
+    ``scope`` is ``respond`` (read, acknowledge, resolve) or ``read``; ``sites`` lists the
+    sites it covers (``None``: every site)."""
 
     __tablename__ = "responder_token"
 
@@ -216,6 +219,19 @@ class ResponderToken(SQLModel, table=True):
     token_sha256: str = Field(max_length=64, unique=True)
     created_at: datetime = _ts(nullable=False)
     revoked_at: datetime | None = _ts()
+    scope: str = Field(default="respond", max_length=16)
+    sites: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class LedgerSetting(SQLModel, table=True):
+    """A setting that belongs to the ledger, not to one process (e.g. that tokens are
+    required: written when the first token is created, never cleared)."""
+
+    __tablename__ = "ledger_setting"
+
+    key: str = Field(primary_key=True, max_length=64)
+    value: str = Field(max_length=200)
+    set_at: datetime = _ts(nullable=False)
 
 
 class PolicyChange(SQLModel, table=True):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -171,11 +171,14 @@ def trace_of(*, session: Session, alert_id: int) -> Sequence[TraceEvent]:
 
 def list_alerts(
     *, session: Session, site: str | None = None, status: str | None = None,
-    since: datetime | None = None, limit: int = 100,
+    since: datetime | None = None, limit: int = 100, sites: Collection[str] | None = None,
 ) -> Sequence[Alert]:
+    """Newest first; ``sites`` (``None``: every site) bounds what ``site`` may name."""
     query = select(Alert)
     if site:
         query = query.where(Alert.site == site)
+    if sites is not None:
+        query = query.where(col(Alert.site).in_(sorted(sites)))
     if status:
         query = query.where(Alert.status == status)
     if since:

@@ -1,7 +1,9 @@
 """``GET /v1/report``: the report's figures as JSON, for dashboards and tools.
 
 A FastAPI router the lead includes in :func:`axtrace.api.create_app`. A query parameter that
-cannot be used is a 422 naming it: ``{"detail": [{"loc": ["query", "since"], ...}]}``.
+cannot be used is a 422 naming it: ``{"detail": [{"loc": ["query", "since"], ...}]}``. Reading
+it needs a credential once the API is closed (:mod:`axtrace.access`); a token for some sites
+gets those sites only (asking for another is 404).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
 
+from axtrace.access import report_sites
+from axtrace.api import Reader
 from axtrace.errors import AxTraceError, InvalidInput
 from axtrace.ledger.models import utcnow
 from axtrace.reports.model import Report
@@ -24,6 +28,7 @@ router = APIRouter(tags=["reports"])
 @router.get("/v1/report")
 async def get_report(
     request: Request,
+    caller: Reader,
     since: Annotated[str, Query(description="Start: 30m, 12h, 7d, 2w back from until, or an "
                                             "ISO date or datetime.")] = "7d",
     until: Annotated[str | None, Query(description="End (default now).")] = None,
@@ -33,14 +38,14 @@ async def get_report(
 ) -> Report:
     """Figures per site and across sites, consistency and outlier flags, for one period."""
     try:
-        scope = make_scope(since=since, until=until, sites=site or (),
+        scope = make_scope(since=since, until=until, sites=report_sites(caller, site or ()),
                            severity=severity.value if severity else None, detector=detector,
                            now=utcnow())
     except InvalidInput as exc:
         raise HTTPException(status_code=422, detail=[
             {"loc": ["query", exc.field or "query"], "msg": exc.message, "type": "InvalidInput"},
         ]) from exc
-    known = await known_sites(request)
+    known = {s for s in await known_sites(request) if caller.sees(s)}
     return await asyncio.to_thread(current_report, scope, known_sites=known,
                                    newest_workflow_version=code_version())
 

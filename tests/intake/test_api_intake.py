@@ -88,7 +88,7 @@ def statuses(*posts: tuple[str, str], pause_before: int | None = None,
     async def run() -> list[Any]:
         transport = httpx.ASGITransport(app=api.create_app(background=False))
         answers = []
-        async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             for number, (site, key) in enumerate(posts):
                 if number == pause_before:
                     await asyncio.sleep(1.1)  # older than a second: Prefect may be asked again

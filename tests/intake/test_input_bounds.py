@@ -90,11 +90,12 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settin
 
 
 def call(method: str, path: str, **kwargs: Any) -> httpx.Response:
-    """One request to a fresh app in process."""
+    """One request to a fresh app in process (a JSON body, as every source sends)."""
 
     async def run() -> httpx.Response:
         transport = httpx.ASGITransport(app=api.create_app(background=False))
-        async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1",
+                                     headers={"content-type": "application/json"}) as client:
             return await client.request(method, path, **kwargs)
 
     return asyncio.run(run())

@@ -24,37 +24,78 @@ def steps(stack: Stack, alert_id: int) -> list[tuple[str, str]]:
     return [(e["step"], e["actor"]) for e in stack.alert(alert_id)["trace"]]
 
 
-def test_with_responder_tokens_the_token_decides_who_acts(stack: Stack) -> None:
-    alice = stack.axtrace("tokens", "create", "alice").stdout.strip()
-    mallory = stack.axtrace("tokens", "create", "mallory").stdout.strip()
-    try:
-        assert alice.startswith("axt_")
-        alert_id = stack.raise_alert("alpha", "Tokens in use")
-        waiting(stack, alert_id, "acknowledge")
-        before = steps(stack, alert_id)
+def at_level_one(stack: Stack, alert_id: int) -> dict[str, Any]:
+    return stack.wait_for(alert_id, lambda a: a["level"] >= 1 and bool(a["flow_run_id"]))
 
-        anonymous = stack.http.post(f"/v1/alerts/{alert_id}/ack", json={"responder": "alice"})
-        assert anonymous.status_code == 401
-        assert anonymous.json()["detail"][0]["loc"][-1] == "authorization"
-        assert steps(stack, alert_id) == before, "a request without a token changes nothing"
 
-        posing = stack.http.post(f"/v1/alerts/{alert_id}/ack", json={"responder": "bob"},
-                                 headers=bearer(alice))
-        assert posing.status_code == 403
-        outsider = stack.http.post(f"/v1/alerts/{alert_id}/ack", json={},
-                                   headers=bearer(mallory))
-        assert outsider.status_code == 403
-        assert steps(stack, alert_id)[-2:] == [("refused", "bob"), ("refused", "mallory")]
+def test_with_responder_tokens_the_token_decides_who_acts(guarded: Stack) -> None:
+    alice = guarded.axtrace("tokens", "create", "alice").stdout.strip()
+    mallory = guarded.axtrace("tokens", "create", "mallory").stdout.strip()
+    assert alice.startswith("axt_")
+    alert_id = guarded.raise_alert("alpha", "Tokens in use")
+    at_level_one(guarded, alert_id)
+    before = steps(guarded, alert_id)
 
-        acked = stack.http.post(f"/v1/alerts/{alert_id}/ack", json={}, headers=bearer(alice))
-        assert acked.status_code == 200, acked.text
-        assert acked.json()["acknowledged_by"] == "alice"
-        database = Path(os.environ["AXTRACE_DATABASE_URL"].removeprefix("sqlite:///"))
-        for path in database.parent.glob(database.name + "*"):
-            assert alice.encode() not in path.read_bytes(), "tokens are stored hashed"
-    finally:
-        stack.axtrace("tokens", "revoke", "alice")
-        stack.axtrace("tokens", "revoke", "mallory")
+    anonymous = httpx.post(f"{guarded.http.base_url}/v1/alerts/{alert_id}/ack",
+                           json={"responder": "alice"}, timeout=60)
+    assert anonymous.status_code == 401
+    assert anonymous.json()["detail"][0]["loc"][-1] == "authorization"
+    assert steps(guarded, alert_id) == before, "a request without a token changes nothing"
+
+    posing = guarded.http.post(f"/v1/alerts/{alert_id}/ack", json={"responder": "bob"},
+                               headers=bearer(alice))
+    assert posing.status_code == 403
+    outsider = guarded.http.post(f"/v1/alerts/{alert_id}/ack", json={},
+                                 headers=bearer(mallory))
+    assert outsider.status_code == 403
+    assert outsider.json()["detail"][0]["loc"][-1] == "responder"
+    assert "alice" not in outsider.text, "a 403 does not say who may act"
+    assert "bob" not in outsider.text
+    trace = guarded.alert(alert_id)["trace"]
+    assert [(e["step"], e["actor"]) for e in trace[-2:]] == [
+        ("refused", "alice"), ("refused", "mallory")], "the trace names who authenticated"
+    assert "'bob'" in trace[-2]["detail"]["reason"], "and what they claimed"
+
+    acked = guarded.http.post(f"/v1/alerts/{alert_id}/ack", json={}, headers=bearer(alice))
+    assert acked.status_code == 200, acked.text
+    assert acked.json()["acknowledged_by"] == "alice"
+    assert ("acknowledged", "alice") in steps(guarded, alert_id)
+    database = Path(guarded.env["AXTRACE_DATABASE_URL"].removeprefix("sqlite:///"))
+    for path in database.parent.glob(database.name + "*"):
+        assert alice.encode() not in path.read_bytes(), "tokens are stored hashed"
+
+
+def test_the_cli_reads_and_acts_with_the_users_token(guarded: Stack) -> None:
+    token = guarded.axtrace("tokens", "create", "bob").stdout.strip()
+    alert_id = guarded.raise_alert("alpha", "The CLI with a token")
+    at_level_one(guarded, alert_id)
+    user = {k: v for k, v in guarded.env.items() if k != "AXTRACE_INTAKE_TOKEN"}
+    refused = guarded.axtrace("trace", str(alert_id), env=user, check=False)
+    assert refused.returncode == 2
+    assert "authorization" in refused.stderr
+    user["AXTRACE_RESPONDER_TOKEN"] = token  # the one line a user adds
+    acked = guarded.axtrace("ack", str(alert_id), "--as", "bob", env=user)
+    assert "acknowledged by bob" in acked.stdout
+    traced = guarded.axtrace("trace", str(alert_id), env=user)
+    assert "The CLI with a token" in traced.stdout
+    listed = guarded.axtrace("tokens", "list").stdout
+    for shown in ("bob", "respond", "every site"):
+        assert shown in listed
+
+
+def test_revoking_every_token_keeps_responder_checks_on(guarded: Stack) -> None:
+    guarded.axtrace("tokens", "create", "carol")
+    for name in ("alice", "mallory", "bob", "carol"):
+        guarded.axtrace("tokens", "revoke", name)
+    alert_id = guarded.raise_alert("alpha", "After the last revoke")
+    answer = guarded.http.post(f"/v1/alerts/{alert_id}/ack", json={"responder": "alice"})
+    assert answer.status_code == 403, answer.text  # the intake token may read, not act
+    assert answer.json()["detail"][0]["loc"][-1] == "authorization"
+
+
+def test_an_open_stack_says_so_on_every_answer(stack: Stack) -> None:
+    for answer in (stack.http.get("/healthz"), stack.http.get("/v1/alerts")):
+        assert answer.headers["x-axtrace-open"] == "true"
 
 
 def test_concurrent_acknowledgements_one_wins_and_the_others_are_recorded_as_refused(

@@ -187,3 +187,26 @@ def test_a_given_key_is_used_and_no_key_file_is_made(
     assert ledger_key() == b"kept in a vault"
     assert not (tmp_path / "ledger.key").exists()
     get_settings.cache_clear()
+
+
+def test_a_ledger_that_had_a_token_before_0007_keeps_tokens_required(tmp_path: Path) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    from axtrace import tokens
+    from axtrace.ledger.db import alembic_config, upgrade
+
+    had, never = (f"sqlite:///{tmp_path / name}.db" for name in ("had", "never"))
+    for url in (had, never):
+        command.upgrade(alembic_config(url), "0005")
+    with engine_for(had).begin() as conn:
+        conn.execute(text("INSERT INTO responder_token (name, token_sha256, created_at, "
+                          "revoked_at) VALUES ('alice', 'x', '2026-01-01', '2026-01-02')"))
+    for url in (had, never):
+        upgrade(url)
+    with Session(engine_for(had)) as session:
+        assert tokens.required(session), "even though its only token was revoked"
+        assert tokens.active(session) == []
+    with Session(engine_for(never)) as session:
+        assert not tokens.required(session)
+    command.downgrade(alembic_config(had), "0005")

@@ -1,7 +1,7 @@
 """policy history
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-03 16:05:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import axtrace.ledger.models
 
 revision: str = '0008'
-down_revision: str | None = '0006'
+down_revision: str | None = '0007'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
