@@ -378,15 +378,13 @@ def tokens_create(
 ) -> None:
     """Create a token for NAME and print it once (only its hash is kept). From the first
     token on, the API needs a token to read and a responder token to act, for good."""
-    import re
-
     from axtrace import tokens
     from axtrace.ledger.db import upgrade
     from axtrace.ledger.session import ledger_session
-    from axtrace_blocks.policy import SITE_SLUG
+    from axtrace.vocabulary import SITE_SLUG_RE
 
     problems = [f"--site: not a site slug: {s!r}" for s in site or ()
-                if not re.fullmatch(SITE_SLUG, s)]
+                if not SITE_SLUG_RE.fullmatch(s)]
     if not name.strip() or len(name) > 200:
         problems.append(f"NAME: 1 to 200 characters, got {len(name)}")
     if problems:
