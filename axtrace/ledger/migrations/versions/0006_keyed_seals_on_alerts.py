@@ -36,7 +36,9 @@ def _seal_existing() -> None:
 
     table = Alert.__table__  # type: ignore[attr-defined]
     conn = op.get_bind()
-    rows = conn.execute(sa.select(table)).mappings().all()
+    # Only the columns the seals cover: the model may declare columns later revisions add.
+    sealed = ('id', 'trace_len', 'trace_head', *seal.SEALED)
+    rows = conn.execute(sa.select(*(table.c[name] for name in sealed))).mappings().all()
     if not rows:
         return
     key = seal.ledger_key()
