@@ -21,6 +21,9 @@ def snapshot(policy: OwnershipPolicy) -> dict[str, Any]:
     data = policy.model_dump(mode="json")
     for key in _BLOCK_KEYS:
         data.pop(key, None)
+    for level in data.get("escalation_chain", []):
+        if level.get("remind_every") is None:  # a policy without reminders keeps its version
+            level.pop("remind_every", None)
     return data
 
 
@@ -64,6 +67,11 @@ def resolve_window(pinned: dict[str, Any], severity: str) -> timedelta:
     if override is not None and override.resolve_within is not None:
         return override.resolve_within
     return policy.resolve_within
+
+
+def remind_every(pinned: dict[str, Any], level: int) -> timedelta | None:
+    """How often ``level`` is reminded of an alert acknowledged and not resolved (or never)."""
+    return parse(pinned).escalation_chain[level - 1].remind_every
 
 
 def level_name(pinned: dict[str, Any], level: int) -> str:
