@@ -60,6 +60,8 @@ class Step(StrEnum):
     ESCALATED = "escalated"
     IGNORED = "ignored"
     REFUSED = "refused"
+    REMINDED = "reminded"
+    OVERDUE = "overdue"
     RESOLVED = "resolved"
     CLOSED = "closed"
     REPAIRED = "repaired"
@@ -114,6 +116,10 @@ class Alert(AlertBase, table=True):
     owner: str | None = Field(default=None, max_length=200)
     ack_deadline: datetime | None = _ts(index=True)
     resolve_deadline: datetime | None = _ts(index=True)
+    remind_at: datetime | None = _ts(index=True)
+    """When the level an acknowledged alert sits at is reminded next (its ``remind_every``)."""
+    overdue_at: datetime | None = _ts()
+    """When the last level's resolve deadline passed: nothing escalates any more."""
     acknowledged_at: datetime | None = _ts()
     acknowledged_by: str | None = Field(default=None, max_length=200)
     resolved_at: datetime | None = _ts()
@@ -246,6 +252,8 @@ class AlertPublic(AlertBase):
     received_at: datetime
     ack_deadline: datetime | None
     resolve_deadline: datetime | None
+    remind_at: datetime | None = None
+    overdue_at: datetime | None = None
     acknowledged_by: str | None
     acknowledged_at: datetime | None
     resolved_by: str | None
