@@ -27,7 +27,9 @@ from axtrace import outbound, ownership
 from axtrace.events import emit_step
 from axtrace.ledger import repo
 from axtrace.ledger.models import (
+    ACK_DEADLINE_PASSED,
     HUMAN_OUTCOMES,
+    RESOLVE_DEADLINE_PASSED,
     Alert,
     AlertCreate,
     Outcome,
@@ -511,11 +513,6 @@ def _late_by(deadline: datetime | None, now: datetime) -> float | None:
     if deadline is None or now <= deadline:
         return None
     return round((now - deadline).total_seconds(), 3)
-
-
-ACK_DEADLINE_PASSED = "acknowledge deadline passed"
-RESOLVE_DEADLINE_PASSED = "resolve deadline passed"
-"""The ``reason`` of an ``escalated`` step, by the deadline that passed."""
 
 
 def _act_on_time(

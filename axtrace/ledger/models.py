@@ -67,6 +67,11 @@ class Step(StrEnum):
     REPAIRED = "repaired"
 
 
+ACK_DEADLINE_PASSED = "acknowledge deadline passed"
+RESOLVE_DEADLINE_PASSED = "resolve deadline passed"
+"""The ``reason`` of an ``escalated`` step, by the deadline that passed."""
+
+
 class Outcome(StrEnum):
     FIXED = "fixed"
     FALSE_POSITIVE = "false_positive"
