@@ -2,9 +2,9 @@
 
 Runs on a schedule (deployment ``deadline-auditor/axtrace``). It finds alerts whose run never
 got created, whose run died (crashed, failed, cancelled) before the alert closed, and overdue
-waits (an acknowledge or resolve deadline, a reminder) the sweeper has not woken; it repairs them (dispatch again, wake) and records each repair
-as a ``repaired`` step. Each pass emits ``axtrace.auditor.heartbeat`` so a Prefect automation
-can page when the auditor itself stops.
+waits (an acknowledge or resolve deadline, a reminder) the sweeper has not woken; it repairs
+them (dispatch again, wake) and records each repair as a ``repaired`` step. Each pass emits
+``axtrace.auditor.heartbeat`` so a Prefect automation can page when the auditor itself stops.
 """
 
 from __future__ import annotations

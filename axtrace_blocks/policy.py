@@ -129,8 +129,9 @@ class DeadlineOverride(BaseModel):
 
 class OwnershipPolicy(Block):
     """Who owns AI alerts at one site: the owning team, an escalation chain of responders with
-    acknowledge deadlines (and optional reminders), and the resolve deadline. AxTrace pins the policy on each alert when
-    its run starts, so editing it never changes the chain of an alert already open.
+    acknowledge deadlines (and optional reminders), and the resolve deadline. AxTrace pins the
+    policy on each alert when its run starts, so editing it never changes the chain of an alert
+    already open.
 
     Example:
         Load the policy of a site:

@@ -190,12 +190,12 @@ def due_waits(*, session: Session, now: datetime) -> Sequence[Alert]:
     past the resolve deadline (and not marked overdue yet) or past the next reminder. The
     rule of :func:`axtrace.workflow.wake_at`, in SQL so the indexes find them."""
     acknowledged = and_(
-        Alert.status == Status.ACKNOWLEDGED.value,
+        col(Alert.status) == Status.ACKNOWLEDGED.value,
         or_(and_(col(Alert.resolve_deadline) <= now, col(Alert.overdue_at).is_(None)),
             col(Alert.remind_at) <= now))
     return session.exec(
         select(Alert).where(
-            or_(and_(Alert.status == Status.OPEN.value, col(Alert.ack_deadline) <= now),
+            or_(and_(col(Alert.status) == Status.OPEN.value, col(Alert.ack_deadline) <= now),
                 acknowledged),
             col(Alert.flow_run_id).is_not(None),
         ).order_by(col(Alert.id))

@@ -274,7 +274,7 @@ def test_the_notification_neutralises_mass_mentions_in_alert_fields(ledger: str)
     assert workflow.notify(alert_id)["text"] == "policy"
 
 
-# --------------------------------------------------------------------------- deadlines of acknowledged alerts
+# --------------------------------------------------------------- deadlines of acknowledged alerts
 
 NOW = utcnow()
 REMINDING = {**POLICY, "escalation_chain": [
