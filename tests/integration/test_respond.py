@@ -46,6 +46,21 @@ def waiting(stack: Stack, alert_id: int, phase: str) -> dict[str, Any]:
     return result
 
 
+def form_saved(run_id: str) -> None:
+    """Wait until the paused run has saved its Resume form. Prefect marks a run paused before
+    it saves the form; a serving process killed in between leaves a run no one can resume."""
+    from uuid import UUID
+
+    def probe() -> Any:
+        with prefect() as client:
+            keyset = client.read_flow_run(run_id).state.state_details.run_input_keyset or {}
+            return keyset and client.filter_flow_run_input(
+                flow_run_id=UUID(run_id), key_prefix=keyset["schema"], limit=1,
+                exclude_keys=set())
+
+    wait_until(probe, timeout=30, what="the paused run's Resume form saved")
+
+
 def events_of(alert_id: int, expected: int) -> list[dict[str, Any]]:
     url = os.environ["PREFECT_API_URL"] + "/events/filter"
     since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
@@ -201,6 +216,7 @@ def test_every_level_passing_marks_the_alert_ignored_and_it_stays_open_for_resol
 def test_serving_process_restart_loses_nothing_and_late_deadlines_fire(stack: Stack) -> None:
     alert_id = stack.raise_alert("beta", "Conveyor stall")
     alert = waiting(stack, alert_id, "acknowledge")
+    form_saved(alert["flow_run_id"])
     stack.stop_serve(kill=True)
     try:
         wait_until(lambda: datetime.fromisoformat(alert["ack_deadline"]) + timedelta(seconds=4)
@@ -269,6 +285,7 @@ def test_serving_process_restart_with_a_resolve_deadline_pending_still_fires_it(
 ) -> None:
     alert = acknowledged_by_judy(stack, "Carton glue starved")
     assert alert["level"] == 1, "acknowledged before its resolve deadline"
+    form_saved(alert["flow_run_id"])
     stack.stop_serve(kill=True)
     try:
         deadline = datetime.fromisoformat(alert["resolve_deadline"])
