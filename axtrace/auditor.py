@@ -2,10 +2,11 @@
 
 Runs on a schedule (deployment ``deadline-auditor/axtrace``). It finds alerts whose run never
 got created, whose run died (crashed, failed, cancelled) before the alert closed, and overdue
-waits the sweeper has not woken; it repairs them (dispatch again, wake) and records each repair
-as a ``repaired`` step. Each pass emits ``axtrace.auditor.heartbeat`` so a Prefect automation
-can page when the auditor itself stops. It also puts on record each site policy edited outside
-``sites apply`` (:mod:`axtrace.policyhistory`).
+waits (an acknowledge or resolve deadline, a reminder) the sweeper has not woken; it repairs
+them (dispatch again, wake) and records each repair as a ``repaired`` step. Each pass emits
+``axtrace.auditor.heartbeat`` so a Prefect automation can page when the auditor itself stops.
+It also puts on record each site policy edited outside ``sites apply``
+(:mod:`axtrace.policyhistory`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from axtrace.ledger import repo
 from axtrace.ledger.models import Alert, OutboxItem, Status, Step, utcnow
 from axtrace.ledger.session import in_transaction, ledger_session
 from axtrace.settings import get_settings
+from axtrace.workflow import Phase, wake_at
 
 logger = logging.getLogger("axtrace.auditor")
 OPEN_STATUSES = (Status.OPEN.value, Status.ACKNOWLEDGED.value, Status.IGNORED.value,
@@ -72,10 +74,18 @@ def repair_for(
                       "its process is gone; running it again")
     if run.state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
         return Repair("redispatch", f"its run ended {run.state.lower()} before the alert closed")
-    overdue = alert.ack_deadline is not None and now > alert.ack_deadline + GRACE
-    if run.state == "PAUSED" and overdue and (run.pause_key or "").startswith("acknowledge"):
-        return Repair("wake", "the acknowledge deadline passed and no one woke the run")
+    due = wake_at(alert)
+    overdue = due is not None and now > due + GRACE
+    waits_for = Phase.ACKNOWLEDGE if alert.status == Status.OPEN else Phase.RESOLVE
+    if run.state == "PAUSED" and overdue and (run.pause_key or "").startswith(waits_for):
+        return Repair("wake", f"the {_what_is_due(alert, due)} passed and no one woke the run")
     return None
+
+
+def _what_is_due(alert: Alert, due: datetime | None) -> str:
+    if alert.status == Status.OPEN:
+        return "acknowledge deadline"
+    return "reminder time" if due == alert.remind_at else "resolve deadline"
 
 
 async def audit_once(client: Any) -> dict[str, int]:

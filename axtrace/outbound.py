@@ -53,7 +53,9 @@ from axtrace.text import without_mass_mentions
 DEFAULT_TEMPLATE = (
     "Alert {{ alert.id }} at {{ alert.site }}: {{ alert.title }} ({{ alert.severity }}).\n"
     "Needs {{ responders | join(', ') }} (level {{ level }}). "
-    "Acknowledge by {{ deadline }}: axtrace ack {{ alert.id }} --as NAME"
+    "{% if action == 'resolve' %}Resolve by {{ deadline }}: axtrace resolve {{ alert.id }} "
+    "--as NAME --outcome OUTCOME"
+    "{% else %}Acknowledge by {{ deadline }}: axtrace ack {{ alert.id }} --as NAME{% endif %}"
 )
 MAX_BODY_CHARS = 64 * 1024
 """A rendered notification longer than this is cut (and the cut noted on the step)."""

@@ -20,7 +20,11 @@ def snapshot(policy: OwnershipPolicy) -> dict[str, Any]:
     """The JSON form of ``policy`` that is pinned on an alert: its fields only (not Prefect's
     block keys, nor the ``_block_document_*`` a saved or loaded block carries)."""
     data = policy.model_dump(mode="json")
-    return {k: v for k, v in data.items() if k not in _BLOCK_KEYS and not k.startswith("_")}
+    data = {k: v for k, v in data.items() if k not in _BLOCK_KEYS and not k.startswith("_")}
+    for level in data.get("escalation_chain", []):
+        if level.get("remind_every") is None:  # a policy without reminders keeps its version
+            level.pop("remind_every", None)
+    return data
 
 
 def version(pinned: dict[str, Any]) -> str:
@@ -63,6 +67,11 @@ def resolve_window(pinned: dict[str, Any], severity: str) -> timedelta:
     if override is not None and override.resolve_within is not None:
         return override.resolve_within
     return policy.resolve_within
+
+
+def remind_every(pinned: dict[str, Any], level: int) -> timedelta | None:
+    """How often ``level`` is reminded of an alert acknowledged and not resolved (or never)."""
+    return parse(pinned).escalation_chain[level - 1].remind_every
 
 
 def level_name(pinned: dict[str, Any], level: int) -> str:

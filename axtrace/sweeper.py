@@ -1,9 +1,11 @@
-"""The deadline sweeper: wakes runs whose acknowledge deadline has passed.
+"""The deadline sweeper: wakes runs whose acknowledge or resolve deadline has passed, or
+whose reminder is due.
 
 Prefect would fail an expired suspension without letting the flow act, so deadlines live in
-the ledger and this loop resumes the waiting run with an empty answer; the flow sees the
-deadline has passed and escalates. Deadlines that passed while nothing was running fire on
-the first pass after a restart, and the flow records how late they fired.
+the ledger and this loop resumes the waiting run with an empty answer; the flow sees what is
+due (:func:`axtrace.workflow.deadline_step`) and escalates, marks the alert ignored or overdue,
+or reminds. Deadlines that passed while nothing was running fire on the first pass after a
+restart, and the flow records how late they fired.
 """
 
 from __future__ import annotations
@@ -21,23 +23,24 @@ logger = logging.getLogger("axtrace.sweeper")
 
 
 async def sweep_once(client: Any) -> int:
-    """Resume every run that waits for an acknowledgement past its deadline; count them."""
+    """Resume every run whose wait is due (a deadline passed, a reminder); count them."""
     from prefect.client.schemas.responses import SetStateStatus
 
+    from axtrace.workflow import decide, pause_key
+
     with ledger_session() as session:
-        overdue = [(a.id, a.flow_run_id, a.wait_seq) for a in
-                   repo.overdue_acknowledgements(session=session, now=utcnow())]
+        due = [(a.id, a.flow_run_id, pause_key(a, decide(a))) for a in
+               repo.due_waits(session=session, now=utcnow())]
     woken = 0
-    for alert_id, run_id, wait_seq in overdue:
+    for alert_id, run_id, expected in due:
         run = await client.read_flow_run(run_id)
         state = run.state
-        expected = f"acknowledge-{wait_seq}"
         if state is None or not state.is_paused() or state.state_details.pause_key != expected:
             continue  # running, scheduled or between waits: the next pass looks again
         result = await client.resume_flow_run(run_id, run_input={})
         if result.status == SetStateStatus.ACCEPT:
             woken += 1
-            logger.info("woke run %s of alert %s: acknowledge deadline passed", run_id, alert_id)
+            logger.info("woke run %s of alert %s (%s): due", run_id, alert_id, expected)
     return woken
 
 

@@ -6,8 +6,10 @@ from the top, the loop reads the ledger and arrives at the same wait, whose paus
 (``<phase>-<wait_seq>``) Prefect has already seen, so it returns the answer given. Each answer
 is taken in one transaction that also advances ``wait_seq``, so an answer is never taken twice.
 
-Deadlines are ours: the sweeper resumes a run whose acknowledge deadline passed with an empty
-answer; the flow sees the deadline has passed and escalates (or marks the alert ignored).
+Deadlines are ours: the sweeper resumes a waiting run with an empty answer when
+:func:`wake_at` says so (an acknowledge deadline, a resolve deadline, a reminder), and
+:func:`deadline_step` decides what that wake does: escalate, mark the alert ignored (no one
+acknowledged) or overdue (no one resolved), or remind the current level.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from axtrace import outbound, ownership
 from axtrace.events import emit_step
 from axtrace.ledger import repo
 from axtrace.ledger.models import (
+    ACK_DEADLINE_PASSED,
     HUMAN_OUTCOMES,
+    RESOLVE_DEADLINE_PASSED,
     Alert,
     AlertCreate,
     Outcome,
@@ -75,6 +79,52 @@ def decide(alert: Alert) -> Phase:
 
 def pause_key(alert: Alert, phase: Phase) -> str:
     return f"{phase.value}-{alert.wait_seq}"
+
+
+def wake_at(alert: Alert) -> datetime | None:
+    """When the alert's waiting run must be woken without an answer (pure; None: never).
+
+    An open alert: at its acknowledge deadline. An acknowledged one: at its resolve deadline
+    until it is marked overdue, or at its next reminder, whichever comes first. Ignored,
+    resolved and closed alerts have nothing to wake for. :func:`axtrace.ledger.repo.due_waits`
+    is the same rule in SQL.
+    """
+    if alert.status == Status.OPEN:
+        return alert.ack_deadline
+    if alert.status != Status.ACKNOWLEDGED:
+        return None
+    resolve = alert.resolve_deadline if alert.overdue_at is None else None
+    return min((d for d in (resolve, alert.remind_at) if d is not None), default=None)
+
+
+def deadline_step(alert: Alert, now: datetime) -> Step | None:
+    """What a wake without an answer does at ``now`` (pure; None: nothing is due yet).
+
+    Past the acknowledge deadline of an open alert: escalate, or at the last level mark it
+    ignored. Past the resolve deadline of an acknowledged one: escalate (the next level gets a
+    fresh resolve window), or at the last level mark it overdue, once. Otherwise, past its
+    reminder time: remind the current level. A deadline comes before a reminder.
+    """
+    pinned = cast(dict[str, Any], alert.policy)
+    last = alert.level >= ownership.levels(pinned)
+    if alert.status == Status.OPEN:
+        if alert.ack_deadline is None or now < alert.ack_deadline:
+            return None
+        return Step.IGNORED if last else Step.ESCALATED
+    if alert.status != Status.ACKNOWLEDGED:
+        return None
+    deadline = alert.resolve_deadline
+    if alert.overdue_at is None and deadline is not None and now >= deadline:
+        return Step.OVERDUE if last else Step.ESCALATED
+    if alert.remind_at is not None and now >= alert.remind_at:
+        return Step.REMINDED
+    return None
+
+
+def next_reminder(alert: Alert, now: datetime) -> datetime | None:
+    """When the alert's current level is reminded next, counted from ``now`` (pure)."""
+    every = ownership.remind_every(cast(dict[str, Any], alert.policy), alert.level)
+    return None if every is None else now + every
 
 
 class ManualAlert(BaseModel):
@@ -274,29 +324,43 @@ def assign(alert_id: int) -> dict[str, Any]:
 def notify(alert_id: int) -> dict[str, Any]:
     """Tell the responders of the current level, through the policy's notification block."""
     alert = load_alert(alert_id)
-    pinned = cast(dict[str, Any], alert.policy)
     level = alert.level
-    people = pinned["escalation_chain"][level - 1]["responders"]
-    channel = pinned.get("notification_block")
-    message = notification(alert, people)
-    delivered, error = _send(message, _subject(alert, pinned), channel)
+    sent = deliver(alert)
 
     def work(session: Session) -> list[tuple[Alert, Step, str, dict[str, Any]]]:
         row = repo.get_alert(session=session, alert_id=alert_id, lock=True)
         if row.notified_level >= level:
             return []
         row.notified_level = level
-        return [_record(session, row, Step.NOTIFIED, "axtrace", {
-            "level": level, "level_name": ownership.level_name(pinned, level),
-            "responders": people, "channel": channel or "ledger", "delivered": delivered,
-            **({"error": error} if error else {}), "text": message.text,
-            **({"template_error": message.error} if message.error else {}),
-            **({"truncated": True} if message.truncated else {}),
-            "ack_deadline": row.ack_deadline,
-        })]
+        return [_record(session, row, Step.NOTIFIED, "axtrace", sent | _deadline(row))]
 
     done = _commit_and_emit(work)
     return done[0][3] if done else {}
+
+
+def deliver(alert: Alert) -> dict[str, Any]:
+    """Send the notification for the alert's current level (I/O, before the transaction that
+    records it, so a replay may send it again: at least once); what the step records."""
+    pinned = cast(dict[str, Any], alert.policy)
+    level = alert.level
+    people = pinned["escalation_chain"][level - 1]["responders"]
+    channel = pinned.get("notification_block")
+    message = notification(alert, people)
+    delivered, error = _send(message, _subject(alert, pinned), channel)
+    return {
+        "level": level, "level_name": ownership.level_name(pinned, level),
+        "responders": people, "channel": channel or "ledger", "delivered": delivered,
+        **({"error": error} if error else {}), "text": message.text,
+        **({"template_error": message.error} if message.error else {}),
+        **({"truncated": True} if message.truncated else {}),
+    }
+
+
+def _deadline(alert: Alert) -> dict[str, Any]:
+    """The deadline the notified level must meet, for the step's detail."""
+    if alert.status == Status.ACKNOWLEDGED:
+        return {"resolve_deadline": alert.resolve_deadline}
+    return {"ack_deadline": alert.ack_deadline}
 
 
 def notification(alert: Alert, people: list[str]) -> Notification:
@@ -304,12 +368,15 @@ def notification(alert: Alert, people: list[str]) -> Notification:
     fails (rendered even without a notification block, so a broken template shows in the
     trace). Never raises: see :func:`axtrace.outbound.compose`."""
     pinned = alert.policy or {}
-    deadline = alert.ack_deadline.isoformat() if alert.ack_deadline else "none"
+    acknowledged = alert.status == Status.ACKNOWLEDGED
+    due = alert.resolve_deadline if acknowledged else alert.ack_deadline
+    deadline = due.isoformat() if due else "none"
     return outbound.compose(
         pinned.get("notification_template"),
         {"alert": summary(alert) | {"id": alert.id, "title": alert.title,
                                     "severity": alert.severity},
-         "level": alert.level, "responders": people, "deadline": deadline},
+         "level": alert.level, "responders": people, "deadline": deadline,
+         "action": "resolve" if acknowledged else "acknowledge"},
         allow_mass_mentions=bool(pinned.get("allow_mass_mentions", False)),
     )
 
@@ -343,6 +410,8 @@ def _send(message: Notification, subject: str, channel: str | None) -> tuple[boo
 
 def take_answer(alert_id: int, phase: Phase, wait_seq: int, answer: Answer) -> Step | None:
     """Apply one answer (or an empty wake) in one transaction; return the step it recorded."""
+    now = answer.answered_at or utcnow()
+    reminder = _send_reminder(alert_id, wait_seq, answer, now)
 
     def work(session: Session) -> list[tuple[Alert, Step, str, dict[str, Any]]]:
         alert = repo.get_alert(session=session, alert_id=alert_id, lock=True)
@@ -352,10 +421,22 @@ def take_answer(alert_id: int, phase: Phase, wait_seq: int, answer: Answer) -> S
         session.add(alert)
         if answer.responder is None and alert.source_resolved_at is not None:
             return []  # woken because the source resolved it: the loop resolves next
-        return [_apply(session, alert, phase, answer, answer.answered_at or utcnow())]
+        return [_apply(session, alert, phase, answer, now, reminder)]
 
     done = _commit_and_emit(work)
     return done[0][1] if done else None
+
+
+def _send_reminder(
+    alert_id: int, wait_seq: int, answer: Answer, now: datetime,
+) -> dict[str, Any] | None:
+    """For a wake that is a reminder, send it first (as :func:`notify` does); else None."""
+    if answer.responder is not None:
+        return None
+    alert = load_alert(alert_id)
+    if alert.wait_seq != wait_seq or alert.source_resolved_at is not None:
+        return None
+    return deliver(alert) if deadline_step(alert, now) is Step.REMINDED else None
 
 
 def resolve_at_source(alert_id: int) -> dict[str, Any]:
@@ -369,6 +450,7 @@ def resolve_at_source(alert_id: int) -> dict[str, Any]:
         alert.status, alert.outcome = Status.RESOLVED.value, Outcome.RESOLVED_AT_SOURCE.value
         actor = f"source:{alert.source}"
         alert.resolved_at, alert.resolved_by, alert.ack_deadline = now, actor, None
+        alert.remind_at = None
         return [_record(session, alert, Step.RESOLVED, actor, {
             "outcome": alert.outcome, "at_source": True, "level": alert.level,
             "source_resolved_at": alert.source_resolved_at,
@@ -380,30 +462,34 @@ def resolve_at_source(alert_id: int) -> dict[str, Any]:
 
 def _apply(
     session: Session, alert: Alert, phase: Phase, answer: Answer, now: datetime,
+    reminder: dict[str, Any] | None = None,
 ) -> tuple[Alert, Step, str, dict[str, Any]]:
     pinned = cast(dict[str, Any], alert.policy)
     who = answer.responder
     action = phase.value
     if who is None:
-        if phase is Phase.ACKNOWLEDGE and alert.ack_deadline and now >= alert.ack_deadline:
-            return _escalate(session, alert, now)
-        return _record(session, alert, Step.REFUSED, "anonymous",
-                       {"action": action, "reason": "no responder chosen"})
+        due = deadline_step(alert, now)
+        if due is None:
+            return _record(session, alert, Step.REFUSED, "anonymous",
+                           {"action": action, "reason": "no responder chosen"})
+        return _act_on_time(session, alert, due, now, reminder)
     if not ownership.may_act(pinned, alert.level, who):
         return refusal(session, alert, who, action)
     if phase is Phase.ACKNOWLEDGE:
         late = _late_by(alert.ack_deadline, now)
         alert.status = Status.ACKNOWLEDGED.value
         alert.acknowledged_at, alert.acknowledged_by, alert.ack_deadline = now, who, None
+        alert.remind_at = next_reminder(alert, now)
         return _record(session, alert, Step.ACKNOWLEDGED, who, {
             "level": alert.level, "note": answer.note, "late_by_s": late,
+            **({"remind_at": alert.remind_at} if alert.remind_at else {}),
         })
     if answer.outcome is None:
         return _record(session, alert, Step.REFUSED, who,
                        {"action": action, "reason": "no outcome chosen"})
     alert.status = Status.RESOLVED.value
     alert.resolved_at, alert.resolved_by, alert.outcome = now, who, answer.outcome
-    alert.ack_deadline = None
+    alert.ack_deadline, alert.remind_at = None, None
     return _record(session, alert, Step.RESOLVED, who, {
         "outcome": answer.outcome, "note": answer.note, "level": alert.level,
         "late_by_s": _late_by(alert.resolve_deadline, now),
@@ -428,26 +514,59 @@ def _late_by(deadline: datetime | None, now: datetime) -> float | None:
     return round((now - deadline).total_seconds(), 3)
 
 
-def _escalate(
-    session: Session, alert: Alert, now: datetime,
+def _act_on_time(
+    session: Session, alert: Alert, due: Step, now: datetime, reminder: dict[str, Any] | None,
 ) -> tuple[Alert, Step, str, dict[str, Any]]:
-    pinned = cast(dict[str, Any], alert.policy)
-    late = _late_by(alert.ack_deadline, now)
-    if alert.level >= ownership.levels(pinned):
+    """Record what :func:`deadline_step` decided for a wake without an answer."""
+    if due is Step.ESCALATED:
+        return _escalate(session, alert, now)
+    if due is Step.IGNORED:
+        late = _late_by(alert.ack_deadline, now)
         alert.status = Status.IGNORED.value
         alert.ack_deadline = None
         return _record(session, alert, Step.IGNORED, "axtrace", {
             "level": alert.level, "reason": "no one acknowledged at any level",
             "late_by_s": late,
         })
+    if due is Step.OVERDUE:
+        alert.overdue_at = now
+        return _record(session, alert, Step.OVERDUE, "axtrace", {
+            "level": alert.level, "reason": "resolve deadline passed at the last level",
+            "late_by_s": _late_by(alert.resolve_deadline, now),
+            "resolve_deadline": alert.resolve_deadline,
+        })
+    late = _late_by(alert.remind_at, now)
+    alert.remind_at = next_reminder(alert, now)
+    sent = reminder or {"level": alert.level, "delivered": False,
+                        "error": "not sent: the alert changed while the reminder was sent"}
+    return _record(session, alert, Step.REMINDED, "axtrace", sent | {
+        "late_by_s": late, "remind_at": alert.remind_at,
+        "resolve_deadline": alert.resolve_deadline,
+    })
+
+
+def _escalate(
+    session: Session, alert: Alert, now: datetime,
+) -> tuple[Alert, Step, str, dict[str, Any]]:
+    """Give the alert to the next level: a fresh acknowledge deadline for an open alert; for
+    an acknowledged one, a fresh resolve window (the policy's ``resolve_within``, counted from
+    now) and that level's reminders."""
+    pinned = cast(dict[str, Any], alert.policy)
+    acknowledged = alert.status == Status.ACKNOWLEDGED
+    late = _late_by(alert.resolve_deadline if acknowledged else alert.ack_deadline, now)
     previous = alert.level
     alert.level += 1
-    alert.ack_deadline = now + ownership.ack_window(pinned, alert.level, alert.severity)
+    if acknowledged:
+        alert.resolve_deadline = now + ownership.resolve_window(pinned, alert.severity)
+        alert.remind_at = next_reminder(alert, now)
+    else:
+        alert.ack_deadline = now + ownership.ack_window(pinned, alert.level, alert.severity)
     return _record(session, alert, Step.ESCALATED, "axtrace", {
         "from_level": previous, "to_level": alert.level,
-        "reason": "acknowledge deadline passed", "late_by_s": late,
+        "reason": RESOLVE_DEADLINE_PASSED if acknowledged else ACK_DEADLINE_PASSED,
+        "late_by_s": late,
         "responders": pinned["escalation_chain"][alert.level - 1]["responders"],
-        "ack_deadline": alert.ack_deadline,
+        **_deadline(alert),
     })
 
 

@@ -43,7 +43,8 @@ Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
 
 
 class EscalationLevel(BaseModel):
-    """One level of an escalation chain: who is called, and how long they have to acknowledge."""
+    """One level of an escalation chain: who is called, how long they have to acknowledge, and
+    how often they are reminded of an alert they acknowledged and have not resolved."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -57,6 +58,13 @@ class EscalationLevel(BaseModel):
     )
     acknowledge_within: Duration = Field(
         description="Time allowed to acknowledge before escalating, e.g. '15m' or 'PT15M'.",
+    )
+    remind_every: Duration | None = Field(
+        default=None,
+        description=(
+            "While an alert acknowledged at this level stays unresolved, notify the level again "
+            "this often, e.g. '30m'; empty never reminds."
+        ),
     )
 
     @field_validator("responders")
@@ -76,6 +84,11 @@ class EscalationLevel(BaseModel):
     @classmethod
     def _positive_ack(cls, value: timedelta) -> timedelta:
         return _positive(value, "acknowledge_within")
+
+    @field_validator("remind_every")
+    @classmethod
+    def _positive_reminder(cls, value: timedelta | None) -> timedelta | None:
+        return None if value is None else _positive(value, "remind_every")
 
 
 class DeadlineOverride(BaseModel):
@@ -102,8 +115,9 @@ class DeadlineOverride(BaseModel):
 
 class OwnershipPolicy(Block):
     """Who owns AI alerts at one site: the owning team, an escalation chain of responders with
-    acknowledge deadlines, and the resolve deadline. AxTrace pins the policy on each alert when
-    its run starts, so editing it never changes the chain of an alert already open.
+    acknowledge deadlines (and optional reminders), and the resolve deadline. AxTrace pins the
+    policy on each alert when its run starts, so editing it never changes the chain of an alert
+    already open.
 
     Example:
         Load the policy of a site:
@@ -135,11 +149,15 @@ class OwnershipPolicy(Block):
     owning_team: str = Field(min_length=1, description="The team that owns alerts at this site.")
     escalation_chain: list[EscalationLevel] = Field(
         description=(
-            "Levels called in order when an acknowledge deadline passes; the first is the owner."
+            "Levels called in order when an acknowledge or resolve deadline passes; the first "
+            "is the owner."
         ),
     )
     resolve_within: Duration = Field(
-        description="Time allowed from receiving an alert to resolving it, e.g. '4h'.",
+        description=(
+            "Time allowed from receiving an alert to resolving it, e.g. '4h'; a level that takes "
+            "over an acknowledged alert when it passes gets this long again."
+        ),
     )
     severity_overrides: dict[str, DeadlineOverride] = Field(
         default_factory=dict,
@@ -159,7 +177,8 @@ class OwnershipPolicy(Block):
         default=None,
         description=(
             "Jinja text of the notification, rendered in a sandbox with alert, level, "
-            "responders and deadline; empty uses the standard text."
+            "responders, deadline and action (acknowledge or resolve); empty uses the standard "
+            "text."
         ),
     )
     allow_mass_mentions: bool = Field(

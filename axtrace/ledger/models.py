@@ -60,9 +60,16 @@ class Step(StrEnum):
     ESCALATED = "escalated"
     IGNORED = "ignored"
     REFUSED = "refused"
+    REMINDED = "reminded"
+    OVERDUE = "overdue"
     RESOLVED = "resolved"
     CLOSED = "closed"
     REPAIRED = "repaired"
+
+
+ACK_DEADLINE_PASSED = "acknowledge deadline passed"
+RESOLVE_DEADLINE_PASSED = "resolve deadline passed"
+"""The ``reason`` of an ``escalated`` step, by the deadline that passed."""
 
 
 class Outcome(StrEnum):
@@ -114,6 +121,10 @@ class Alert(AlertBase, table=True):
     owner: str | None = Field(default=None, max_length=200)
     ack_deadline: datetime | None = _ts(index=True)
     resolve_deadline: datetime | None = _ts(index=True)
+    remind_at: datetime | None = _ts(index=True)
+    """When the level an acknowledged alert sits at is reminded next (its ``remind_every``)."""
+    overdue_at: datetime | None = _ts()
+    """When the last level's resolve deadline passed: nothing escalates any more."""
     acknowledged_at: datetime | None = _ts()
     acknowledged_by: str | None = Field(default=None, max_length=200)
     resolved_at: datetime | None = _ts()
@@ -285,6 +296,8 @@ class AlertPublic(AlertBase):
     received_at: datetime
     ack_deadline: datetime | None
     resolve_deadline: datetime | None
+    remind_at: datetime | None = None
+    overdue_at: datetime | None = None
     acknowledged_by: str | None
     acknowledged_at: datetime | None
     resolved_by: str | None

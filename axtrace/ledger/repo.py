@@ -12,7 +12,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, update
 from sqlmodel import Session, col, select
 
 from axtrace.errors import NotFound
@@ -188,14 +188,20 @@ def list_alerts(
     ).all()
 
 
-def overdue_acknowledgements(*, session: Session, now: datetime) -> Sequence[Alert]:
-    """Open alerts whose acknowledge deadline has passed and that have a run to wake."""
+def due_waits(*, session: Session, now: datetime) -> Sequence[Alert]:
+    """Alerts with a run to wake at ``now``: open past the acknowledge deadline; acknowledged
+    past the resolve deadline (and not marked overdue yet) or past the next reminder. The
+    rule of :func:`axtrace.workflow.wake_at`, in SQL so the indexes find them."""
+    acknowledged = and_(
+        col(Alert.status) == Status.ACKNOWLEDGED.value,
+        or_(and_(col(Alert.resolve_deadline) <= now, col(Alert.overdue_at).is_(None)),
+            col(Alert.remind_at) <= now))
     return session.exec(
         select(Alert).where(
-            Alert.status == Status.OPEN.value,
-            col(Alert.ack_deadline) <= now,
+            or_(and_(col(Alert.status) == Status.OPEN.value, col(Alert.ack_deadline) <= now),
+                acknowledged),
             col(Alert.flow_run_id).is_not(None),
-        ).order_by(col(Alert.ack_deadline))
+        ).order_by(col(Alert.id))
     ).all()
 
 

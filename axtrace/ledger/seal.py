@@ -38,7 +38,7 @@ KEY_FILE = "ledger.key"
 SEALED = (
     "site", "source", "key", "received_at", "status", "outcome", "level", "owner",
     "acknowledged_at", "acknowledged_by", "resolved_at", "resolved_by", "closed_at",
-    "ack_deadline", "resolve_deadline",
+    "ack_deadline", "resolve_deadline", "remind_at", "overdue_at",
 )
 """The alert columns :func:`state_seal` covers (the figures and the verdict rest on them)."""
 

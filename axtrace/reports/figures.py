@@ -12,14 +12,22 @@ happened to them afterwards counts as of ``now`` (the time the report is made). 
   (acknowledged at any level, escalated, ignored, or still open with the deadline passed), the
   share acknowledged *at level 1, never escalated, and not late*: the ``acknowledged`` step of
   the trace has ``late_by_s`` null or 0. Alerts still within their first deadline do not count.
-- **resolve-deadline compliance**: of the alerts whose resolve deadline is settled (resolved,
-  or the deadline has passed), the share resolved at or before ``resolve_deadline``.
-- **escalation rate**: share of raised alerts that reached level 2 or beyond.
+- **resolve-deadline compliance**: of the alerts whose first resolve deadline is settled
+  (resolved, the deadline has passed, or it was escalated for it), the share resolved by it:
+  at or before ``resolve_deadline`` and never escalated because a resolve deadline passed
+  (an escalation gives the next level a new deadline; the alert still missed its first).
+- **escalation rate**: share of raised alerts that reached level 2 or beyond (escalated for
+  either deadline).
+- **deadlines**: escalations (steps) by the deadline that passed, acknowledge or resolve;
+  reminders sent (``reminded`` steps); alerts marked ``overdue`` (the last level's resolve
+  deadline passed).
 - **ignored rate**: share of raised alerts that no one acknowledged at any level (marked
   ``ignored``; they may have been resolved later, still unacknowledged).
 - **step adherence**: share of closed alerts whose trace, ``refused`` steps set aside, reads
   ``received, assigned, notified, (escalated, notified)*, acknowledged | ignored, resolved,
-  closed`` exactly (no step missing, repeated or out of order).
+  closed`` exactly (no step missing, repeated or out of order); after ``acknowledged``,
+  ``reminded`` steps, ``escalated, notified`` pairs for the resolve deadline and one
+  ``overdue`` may come, in that order of events (see :data:`ADHERENT`).
 - **outcomes**: resolved alerts per outcome (the reason code chosen at resolution);
   **false-positive rate**: ``false_positive`` outcomes of resolved alerts, per site and per
   detector (name and version), the AI team's feedback.
@@ -48,6 +56,7 @@ from axtrace.reports import query
 from axtrace.reports.consistency import consistency
 from axtrace.reports.model import (
     Counts,
+    DeadlineFigures,
     DetectorFigures,
     Durations,
     Report,
@@ -60,14 +69,17 @@ from axtrace.reports.stats import SECONDS_DECIMALS, rate, summarize
 
 ALL_SITES = "(all)"
 TALLIES = ("raised", "acknowledged", "resolved", "open", "closed", "escalated", "ignored",
-           "ack_due", "resolve_due", "resolve_on_time")
+           "overdue", "ack_due", "resolve_due", "resolve_on_time")
 MAX_WEEKS = 260
 """The weekly trend shows at most the last five years of a period."""
 _EPOCH_MONDAY = date(1969, 12, 29)
 _NEVER = datetime.min.replace(tzinfo=UTC)
 ADHERENT = re.compile(
-    r"received,assigned,notified(,escalated,notified)*,(acknowledged|ignored),resolved,closed")
-"""The required steps in the required order, ``refused`` steps set aside."""
+    r"received,assigned,notified(,escalated,notified)*,"
+    r"(ignored|acknowledged(,reminded)*(,escalated,notified(,reminded)*)*(,overdue(,reminded)*)?)"
+    r",resolved,closed")
+"""The required steps in the required order, ``refused`` steps set aside: after an
+acknowledgement, reminders, escalations for the resolve deadline and at most one ``overdue``."""
 _TOKEN = re.compile(r"(\d+)(\D.*)")
 
 
@@ -100,11 +112,12 @@ class Found:
     dims: list[Any] = field(default_factory=list)
     on_time: list[Any] = field(default_factory=list)
     paths: list[Any] = field(default_factory=list)
+    deadline_steps: list[Any] = field(default_factory=list)
     tta: Durations = field(default_factory=Durations)
     ttr: Durations = field(default_factory=Durations)
 
 
-ROWS = ("main", "dims", "on_time", "paths")
+ROWS = ("main", "dims", "on_time", "paths", "deadline_steps")
 
 
 def fetch(conn: Connection, scope: Scope, now: datetime) -> tuple[Found, dict[str, Found]]:
@@ -115,6 +128,7 @@ def fetch(conn: Connection, scope: Scope, now: datetime) -> tuple[Found, dict[st
         dims=list(query.by_dimension(conn, where)),
         on_time=list(query.acks_on_time(conn, where)),
         paths=list(query.closed_paths(conn, where)),
+        deadline_steps=list(query.deadline_steps(conn, where)),
     )
     per_site: dict[str, Found] = defaultdict(Found)
     for name in ROWS:
@@ -201,9 +215,20 @@ def site_figures(site: str, found: Found, newest: str | None) -> SiteFigures:
         step_adherence=rate(adherent_count(found.paths), tally["closed"]),
         false_positive_rate=rate(outcomes.get(Outcome.FALSE_POSITIVE.value, 0),
                                  sum(outcomes.values())),
+        deadlines=deadline_figures(found.deadline_steps, tally["overdue"]),
         outcomes=outcomes, workflow_versions=workflows, policy_versions=policies,
         ran_old_workflow=sum(v.alerts for v in workflows if v.version not in (None, newest)),
     )
+
+
+def deadline_figures(rows: Sequence[Any], overdue: int) -> DeadlineFigures:
+    """Escalations by reason and reminders (summed over sites for all sites), and overdue."""
+    tally = Tally()
+    for row in rows:
+        tally.add(row, ("escalated_ack", "escalated_resolve", "reminded"))
+    return DeadlineFigures(escalated_for_acknowledge=tally["escalated_ack"],
+                           escalated_for_resolve=tally["escalated_resolve"],
+                           reminded=tally["reminded"], overdue=overdue)
 
 
 def steps_of(path: str) -> tuple[str, ...]:

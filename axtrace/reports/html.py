@@ -15,6 +15,7 @@ from typing import Any
 
 from axtrace.reports.model import Durations, Report, SiteFigures, WeekFigures
 from axtrace.reports.render import (
+    DEADLINES,
     PROCEDURE,
     VOLUME,
     Column,
@@ -231,6 +232,7 @@ def to_html(report: Report) -> str:
         f"<h2>Weekly trend</h2>{weekly_trend(report.weekly)}"
         f"<h2>Alerts and times</h2>{_table(VOLUME, rows)}"
         f"<h2>Procedure</h2>{_table(PROCEDURE, rows)}"
+        f"<h2>Deadlines</h2>{_table(DEADLINES, rows)}"
         f"<h2>Spread across sites</h2>{_spread_table(report)}"
         f"<h2>Detectors</h2>{_detector_table(report)}"
         "</body></html>\n"

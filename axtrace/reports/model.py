@@ -54,6 +54,19 @@ class Counts(BaseModel):
     open: int = Field(default=0, description="Raised and not yet resolved.")
 
 
+class DeadlineFigures(BaseModel):
+    """What deadlines did to the alerts of the period: escalations by the deadline that passed
+    (steps), reminders sent (steps) and alerts marked overdue."""
+
+    escalated_for_acknowledge: int = Field(
+        default=0, description="Escalations because an acknowledge deadline passed.")
+    escalated_for_resolve: int = Field(
+        default=0, description="Escalations because a resolve deadline passed.")
+    reminded: int = Field(default=0, description="Reminders sent to a level (reminded steps).")
+    overdue: int = Field(
+        default=0, description="Alerts whose last level's resolve deadline passed.")
+
+
 class DetectorFigures(BaseModel):
     """One detector (model name and version) at one site."""
 
@@ -87,6 +100,7 @@ class SiteFigures(BaseModel):
     ignored_rate: Rate = Field(default_factory=Rate)
     step_adherence: Rate = Field(default_factory=Rate)
     false_positive_rate: Rate = Field(default_factory=Rate)
+    deadlines: DeadlineFigures = Field(default_factory=DeadlineFigures)
     outcomes: dict[str, int] = Field(default_factory=dict)
     workflow_versions: list[VersionSeen] = Field(default_factory=list)
     policy_versions: list[VersionSeen] = Field(default_factory=list)

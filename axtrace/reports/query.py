@@ -1,4 +1,4 @@
-"""The SQL of the report: five aggregate queries over the ledger, for SQLite and PostgreSQL.
+"""The SQL of the report: six aggregate queries over the ledger, for SQLite and PostgreSQL.
 
 Every query selects the alerts of the scope (``since <= received_at < until`` and the filters)
 and groups in the database; only aggregate rows come back to Python. Percentiles: PostgreSQL
@@ -34,6 +34,7 @@ from sqlalchemy import (
     and_,
     case,
     func,
+    not_,
     or_,
     select,
     tuple_,
@@ -43,7 +44,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import SQLModel
 
-from axtrace.ledger.models import Status, Step
+from axtrace.ledger.models import RESOLVE_DEADLINE_PASSED, Status, Step
 from axtrace.reports.model import Scope
 
 Rows = Sequence[Any]
@@ -214,14 +215,27 @@ def ack_due(as_of: datetime) -> ColumnElement[bool]:
                and_(A.status == Status.OPEN.value, A.ack_deadline < as_of))
 
 
+def escalated_for_resolve() -> ColumnElement[bool]:
+    """The alert was escalated because its resolve deadline passed: it missed the deadline it
+    got on receipt, whatever deadline the level that took over got. Only alerts at level 2 or
+    beyond are looked up in the trace (through the alert_id index)."""
+    reason = T.detail["reason"].as_string() == RESOLVE_DEADLINE_PASSED
+    step = select(T.id).where(T.alert_id == A.id, T.step == Step.ESCALATED.value, reason)
+    return and_(A.level >= 2, step.exists())
+
+
 def resolve_due(as_of: datetime) -> ColumnElement[bool]:
-    """The resolve deadline is settled: resolved, or the deadline has passed."""
+    """The first resolve deadline is settled: resolved, the deadline has passed, or it passed
+    and the alert was escalated for it (the next level's deadline may still be ahead)."""
     return and_(A.resolve_deadline.is_not(None),
-                or_(A.resolved_at.is_not(None), A.resolve_deadline < as_of))
+                or_(A.resolved_at.is_not(None), A.resolve_deadline < as_of,
+                    escalated_for_resolve()))
 
 
 def resolved_on_time() -> ColumnElement[bool]:
-    return and_(A.resolved_at.is_not(None), A.resolved_at <= A.resolve_deadline)
+    """Resolved by the resolve deadline the alert got on receipt (never escalated for it)."""
+    return and_(A.resolved_at.is_not(None), A.resolved_at <= A.resolve_deadline,
+                not_(escalated_for_resolve()))
 
 
 def counts_columns() -> list[ColumnElement[Any]]:
@@ -244,6 +258,7 @@ def by_site_week_severity(conn: Connection, where: Where, as_of: datetime) -> Ro
                count_if(A.status == Status.CLOSED.value).label("closed"),
                count_if(A.level >= 2).label("escalated"),
                count_if(ignored()).label("ignored"),
+               count_if(A.overdue_at.is_not(None)).label("overdue"),
                count_if(ack_due(as_of)).label("ack_due"),
                count_if(resolve_due(as_of)).label("resolve_due"),
                count_if(resolved_on_time()).label("resolve_on_time"))
@@ -308,16 +323,40 @@ def duration_stats(conn: Connection, where: Where) -> Rows:
 def acks_on_time(conn: Connection, where: Where) -> Rows:
     """Per site and week: alerts acknowledged at level 1 (never escalated) and not late.
 
-    Lateness comes from the trace (``late_by_s`` of the ``acknowledged`` step): the alert row
-    forgets its acknowledge deadline once acknowledged. The step index finds those steps.
+    Lateness and level come from the trace (``late_by_s`` and ``level`` of the
+    ``acknowledged`` step): the alert row forgets its acknowledge deadline once acknowledged,
+    and its level moves on when the resolve deadline escalates it. The step index finds those
+    steps.
     """
     week = week_number(A.received_at).label("week")
     late = func.coalesce(T.detail["late_by_s"].as_float(), 0.0)
+    level = func.coalesce(T.detail["level"].as_integer(), A.level)
     query = (
         select(A.site, week, func.count(func.distinct(T.alert_id)).label("on_time"))
         .select_from(TRACE.join(ALERT, A.id == T.alert_id))
-        .where(T.step == Step.ACKNOWLEDGED.value, A.level == 1, late <= 0, *where.terms())
+        .where(T.step == Step.ACKNOWLEDGED.value, level == 1, late <= 0, *where.terms())
         .group_by(where.col(A.site), week)
+    )
+    return conn.execute(query).all()
+
+
+def deadline_steps(conn: Connection, where: Where) -> Rows:
+    """Per site: escalations for the acknowledge deadline and for the resolve deadline, and
+    reminders, counted as steps of the alerts in scope. An escalation whose reason is not the
+    resolve deadline was for the acknowledge deadline (the only kind before resolve deadlines
+    escalated)."""
+    reason = func.coalesce(T.detail["reason"].as_string(), "")
+    escalated = T.step == Step.ESCALATED.value
+    query = (
+        select(A.site,
+               count_if(and_(escalated, reason != RESOLVE_DEADLINE_PASSED)).label(
+                   "escalated_ack"),
+               count_if(and_(escalated, reason == RESOLVE_DEADLINE_PASSED)).label(
+                   "escalated_resolve"),
+               count_if(T.step == Step.REMINDED.value).label("reminded"))
+        .select_from(TRACE.join(ALERT, A.id == T.alert_id))
+        .where(T.step.in_([Step.ESCALATED.value, Step.REMINDED.value]), *where.terms())
+        .group_by(where.col(A.site))
     )
     return conn.execute(query).all()
 

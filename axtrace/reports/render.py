@@ -74,7 +74,15 @@ PROCEDURE = (
     _pct("step_adherence", "Step adherence"), _pct("false_positive_rate", "False pos."),
     Column("ran_old_workflow", "Old workflow", ("ran_old_workflow",), fmt_int),
 )
-COLUMNS = VOLUME + PROCEDURE
+DEADLINES = (
+    Column("escalated_for_acknowledge", "Esc. (ack)",
+           ("deadlines", "escalated_for_acknowledge"), fmt_int),
+    Column("escalated_for_resolve", "Esc. (resolve)",
+           ("deadlines", "escalated_for_resolve"), fmt_int),
+    Column("reminded", "Reminded", ("deadlines", "reminded"), fmt_int),
+    Column("overdue", "Overdue", ("deadlines", "overdue"), fmt_int),
+)
+COLUMNS = VOLUME + PROCEDURE + DEADLINES
 """Every per-site figure, in table order."""
 
 
@@ -108,6 +116,7 @@ def render_table(report: Report) -> Group:
         Text(f"AxTrace report, {period_text(report)}", style="bold"),
         figures_table("Alerts and times", VOLUME, rows),
         figures_table("Procedure", PROCEDURE, rows),
+        figures_table("Deadlines", DEADLINES, rows),
         consistency_table(report),
         Text(f"Consistency score: {score_text(report)}", style="bold"),
     ]
@@ -221,6 +230,7 @@ def cross_site_markdown(report: Report) -> str:
         f"**Consistency score: {score_text(report)}**\n\n## Outliers\n{flags}\n\n"
         f"Sites that ran an old workflow: {old}\n\n## Alerts and times\n"
         f"{markdown_table(VOLUME, rows)}\n\n## Procedure\n{markdown_table(PROCEDURE, rows)}\n\n"
+        f"## Deadlines\n{markdown_table(DEADLINES, rows)}\n\n"
         f"## Spread\n| Figure | Best | Worst | Ratio | CV |\n|---|---|---|---:|---:|\n{spread}\n"
     )
 

@@ -443,3 +443,29 @@ def test_the_ui_form_offers_only_the_known_severities_as_override_keys() -> None
 
 def test_the_json_schema_is_the_block_schema() -> None:
     assert OwnershipPolicy.model_json_schema() == block_schema_fields()
+
+
+def test_a_level_may_ask_to_be_reminded_and_reminds_never_by_default() -> None:
+    chain = [{**level(), "remind_every": "30m"}, level()]
+    policy = OwnershipPolicy(**policy_data(escalation_chain=chain))
+
+    assert policy.escalation_chain[0].remind_every == timedelta(minutes=30)
+    assert policy.escalation_chain[1].remind_every is None
+
+
+@pytest.mark.parametrize("interval", ["0s", "PT0S", 0, -60], ids=["0s", "PT0S", "0", "-60"])
+def test_a_reminder_interval_of_zero_or_less_is_refused_at_its_level(interval: Any) -> None:
+    with pytest.raises(ValidationError) as exc_info:
+        OwnershipPolicy(**policy_data(escalation_chain=[level(), {**level(),
+                                                                  "remind_every": interval}]))
+
+    error = only_error(exc_info)
+    assert error["loc"] == ("escalation_chain", 1, "remind_every")
+    assert "remind_every must be longer than zero" in error["msg"]
+
+
+def test_an_unreadable_reminder_interval_is_refused_at_its_field() -> None:
+    with pytest.raises(ValidationError) as exc_info:
+        OwnershipPolicy(**policy_data(escalation_chain=[{**level(), "remind_every": "often"}]))
+
+    assert only_error(exc_info)["loc"] == ("escalation_chain", 0, "remind_every")

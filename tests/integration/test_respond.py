@@ -46,6 +46,21 @@ def waiting(stack: Stack, alert_id: int, phase: str) -> dict[str, Any]:
     return result
 
 
+def form_saved(run_id: str) -> None:
+    """Wait until the paused run has saved its Resume form. Prefect marks a run paused before
+    it saves the form; a serving process killed in between leaves a run no one can resume."""
+    from uuid import UUID
+
+    def probe() -> Any:
+        with prefect() as client:
+            keyset = client.read_flow_run(run_id).state.state_details.run_input_keyset or {}
+            return keyset and client.filter_flow_run_input(
+                flow_run_id=UUID(run_id), key_prefix=keyset["schema"], limit=1,
+                exclude_keys=set())
+
+    wait_until(probe, timeout=30, what="the paused run's Resume form saved")
+
+
 def events_of(alert_id: int, expected: int) -> list[dict[str, Any]]:
     url = os.environ["PREFECT_API_URL"] + "/events/filter"
     since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
@@ -201,6 +216,7 @@ def test_every_level_passing_marks_the_alert_ignored_and_it_stays_open_for_resol
 def test_serving_process_restart_loses_nothing_and_late_deadlines_fire(stack: Stack) -> None:
     alert_id = stack.raise_alert("beta", "Conveyor stall")
     alert = waiting(stack, alert_id, "acknowledge")
+    form_saved(alert["flow_run_id"])
     stack.stop_serve(kill=True)
     try:
         wait_until(lambda: datetime.fromisoformat(alert["ack_deadline"]) + timedelta(seconds=4)
@@ -220,6 +236,68 @@ def test_serving_process_restart_loses_nothing_and_late_deadlines_fire(stack: St
     mine = [r for r in runs if r.name == f"beta/{alert_id}"]
     assert len(mine) == 1, "one run for the alert, before and after the restart"
     assert str(mine[0].id) == alert["flow_run_id"]
+
+
+def acknowledged_by_judy(stack: Stack, title: str) -> dict[str, Any]:
+    """An epsilon alert acknowledged at level 1, its run waiting for the resolution."""
+    alert_id = stack.raise_alert("epsilon", title, key=title)
+    waiting(stack, alert_id, "acknowledge")
+    acked = stack.http.post(f"/v1/alerts/{alert_id}/ack", json={"responder": "judy"})
+    assert acked.status_code == 200, acked.text
+    return waiting(stack, alert_id, "resolve")
+
+
+def test_resolve_deadline_escalates_reminds_ends_overdue_and_the_alert_stays_resolvable(
+    stack: Stack,
+) -> None:
+    alert_id = acknowledged_by_judy(stack, "Sealer temperature drifting")["id"]
+
+    alert = stack.wait_for(alert_id, notified_at(2), what="resolve escalation to level 2")
+    escalated = next(e for e in alert["trace"] if e["step"] == "escalated")
+    assert escalated["detail"]["reason"] == "resolve deadline passed"
+    assert escalated["detail"]["late_by_s"] is not None
+    assert (escalated["detail"]["from_level"], escalated["detail"]["to_level"]) == (1, 2)
+    assert alert["status"] == "acknowledged"
+    assert alert["acknowledged_by"] == "judy"
+
+    alert = stack.wait_for(alert_id, lambda a: a["overdue_at"] is not None, timeout=120,
+                           what="the last level's resolve deadline marks it overdue")
+    steps = [e["step"] for e in alert["trace"]]
+    assert steps[:7] == ["received", "assigned", "notified", "acknowledged", "escalated",
+                         "notified", "reminded"], "level 2 is reminded every 4 s"
+    assert steps[-1] == "overdue"
+    assert set(steps[6:-1]) == {"reminded"}
+    assert alert["level"] == 2
+    assert alert["status"] == "acknowledged", "overdue is a mark, not a status: still open"
+
+    waiting(stack, alert_id, "resolve")
+    resolved = stack.http.post(f"/v1/alerts/{alert_id}/resolve",
+                               json={"responder": "kim", "outcome": "fixed"})
+    assert resolved.status_code == 200, resolved.text
+    closed = stack.wait_for(alert_id, lambda a: a["status"] == "closed")
+    assert [e["step"] for e in closed["trace"]].count("escalated") == 1, "nothing past level 2"
+    assert closed["resolved_by"] == "kim"
+    assert seal_findings(alert_id) == []
+
+
+def test_serving_process_restart_with_a_resolve_deadline_pending_still_fires_it(
+    stack: Stack,
+) -> None:
+    alert = acknowledged_by_judy(stack, "Carton glue starved")
+    assert alert["level"] == 1, "acknowledged before its resolve deadline"
+    form_saved(alert["flow_run_id"])
+    stack.stop_serve(kill=True)
+    try:
+        deadline = datetime.fromisoformat(alert["resolve_deadline"])
+        wait_until(lambda: deadline + timedelta(seconds=4) < datetime.now(UTC), timeout=60,
+                   what="resolve deadline passed during the outage")
+        assert stack.alert(alert["id"])["level"] == 1, "nothing escalates while no one runs it"
+    finally:
+        stack.start_serve()
+    after = stack.wait_for(alert["id"], notified_at(2), what="escalation after the restart")
+    escalated = next(e for e in after["trace"] if e["step"] == "escalated")
+    assert escalated["detail"]["reason"] == "resolve deadline passed"
+    assert escalated["detail"]["late_by_s"] >= 4
 
 
 def test_policy_edited_while_an_alert_is_open_does_not_change_its_chain(stack: Stack) -> None:

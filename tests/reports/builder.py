@@ -3,7 +3,7 @@
 Every alert gets a real, hash-chained trace through ``repo.append_step`` and the alert row the
 workflow would leave; times are seconds after the alert was received, so expected figures can
 be worked out by hand. Deadlines: acknowledge within ``ACK_S`` per level, resolve within
-``RESOLVE_S`` of receipt.
+``RESOLVE_S`` of receipt, and ``RESOLVE_S`` again for each level a resolve deadline escalates to.
 """
 
 from __future__ import annotations
@@ -14,7 +14,14 @@ from datetime import UTC, datetime, timedelta
 from sqlmodel import Session
 
 from axtrace.ledger import repo
-from axtrace.ledger.models import Alert, AlertCreate, Status, Step
+from axtrace.ledger.models import (
+    ACK_DEADLINE_PASSED,
+    RESOLVE_DEADLINE_PASSED,
+    Alert,
+    AlertCreate,
+    Status,
+    Step,
+)
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 """A Monday."""
@@ -41,9 +48,12 @@ class Ledger:
         resolve: float | None = None, outcome: str = "fixed", close: bool = True,
         refusals: int = 0, workflow: str = "wf-2", policy: str = "pol-1",
         assign: bool = True, steps: Sequence[str] | None = None,
+        resolve_escalations: int = 0, reminders: int = 0, overdue: bool = False,
     ) -> int:
         """One alert received ``after`` seconds past T0; ``ack``/``resolve`` are seconds after
-        receipt; ``steps`` replaces the trace written (the alert row stays as told)."""
+        receipt; ``steps`` replaces the trace written (the alert row stays as told). After the
+        acknowledgement, ``resolve_escalations`` resolve deadlines pass, ``reminders``
+        reminders come a minute apart, and ``overdue`` marks the last deadline passed."""
         self.count += 1
         received = at(after)
         row = repo.create_alert(
@@ -55,6 +65,8 @@ class Ledger:
             self._assign(row, received, workflow, policy, story)
             self._respond(row, received, story, ack=ack, escalations=escalations,
                           ignored=ignored, refusals=refusals)
+            self._linger(row, story, escalations=resolve_escalations, reminders=reminders,
+                         overdue=overdue)
             self._finish(row, received, story, resolve=resolve, outcome=outcome, close=close)
         self._write(row, story, steps)
         assert row.id is not None
@@ -76,7 +88,8 @@ class Ledger:
             when = received + timedelta(seconds=ACK_S * level)
             row.level = row.notified_level = level + 1
             row.ack_deadline = when + timedelta(seconds=ACK_S)
-            story += [(Step.ESCALATED, when, {"from_level": level, "to_level": level + 1}),
+            story += [(Step.ESCALATED, when, {"from_level": level, "to_level": level + 1,
+                                              "reason": ACK_DEADLINE_PASSED}),
                       (Step.NOTIFIED, when, {"level": level + 1})]
         last = story[-1][1]
         story += [(Step.REFUSED, last + timedelta(seconds=1 + i), {"action": "acknowledge"})
@@ -94,6 +107,25 @@ class Ledger:
             row.ack_deadline = None
             story.append((Step.ACKNOWLEDGED, when,
                           {"level": row.level, "late_by_s": late if late > 0 else None}))
+
+    def _linger(self, row: Alert, story: list[tuple[Step, datetime, dict[str, object]]], *,
+                escalations: int, reminders: int, overdue: bool) -> None:
+        """An acknowledged alert's resolve deadlines passing, and the reminders it got."""
+        for _ in range(escalations):
+            assert row.resolve_deadline is not None
+            when, level = row.resolve_deadline, row.level
+            row.level = row.notified_level = level + 1
+            row.resolve_deadline = when + timedelta(seconds=RESOLVE_S)
+            story += [(Step.ESCALATED, when, {"from_level": level, "to_level": level + 1,
+                                              "reason": RESOLVE_DEADLINE_PASSED}),
+                      (Step.NOTIFIED, when, {"level": level + 1})]
+        last = story[-1][1]
+        story += [(Step.REMINDED, last + timedelta(minutes=1 + i), {"level": row.level})
+                  for i in range(reminders)]
+        if overdue:
+            assert row.resolve_deadline is not None
+            row.overdue_at = row.resolve_deadline
+            story.append((Step.OVERDUE, row.overdue_at, {"level": row.level}))
 
     def _finish(self, row: Alert, received: datetime,
                 story: list[tuple[Step, datetime, dict[str, object]]], *,

@@ -240,6 +240,9 @@ def path(steps: str) -> str:
     HAPPY,
     "received,assigned,notified,escalated,notified,acknowledged,resolved,closed",
     "received,assigned,notified,escalated,notified,escalated,notified,ignored,resolved,closed",
+    "received,assigned,notified,acknowledged,reminded,reminded,resolved,closed",
+    "received,assigned,notified,acknowledged,escalated,notified,reminded,escalated,notified,"
+    "overdue,reminded,resolved,closed",
 ])
 def test_the_standard_paths_adhere(steps: str) -> None:
     assert follows_procedure(path(steps))
@@ -253,6 +256,10 @@ def test_the_standard_paths_adhere(steps: str) -> None:
     "received,assigned,notified,acknowledged,closed",
     "assigned,received,notified,acknowledged,resolved,closed",
     "received,assigned,notified,acknowledged,ignored,resolved,closed",
+    "received,assigned,notified,acknowledged,escalated,resolved,closed",
+    "received,assigned,notified,acknowledged,overdue,escalated,notified,resolved,closed",
+    "received,assigned,notified,acknowledged,overdue,overdue,resolved,closed",
+    "received,assigned,notified,ignored,reminded,resolved,closed",
 ])
 def test_a_missing_repeated_or_misplaced_step_breaks_adherence(steps: str) -> None:
     assert not follows_procedure(path(steps))
@@ -291,3 +298,47 @@ def test_the_weeks_are_iso_weeks_starting_monday_utc(session: Session, ledger: L
     found = report_of(session, Scope(since=T0, until=monday))
     assert [(w.week_start, w.raised) for w in found.weekly] == [
         (date(2026, 3, 2), 1), (date(2026, 3, 9), 1)]
+
+
+def test_deadlines_count_escalations_by_reason_reminders_and_overdue_alerts(
+    session: Session, ledger: Ledger,
+) -> None:
+    """Resolve within 3600 s of receipt, and 3600 s again at each level it escalates to.
+
+    alpha: x1 acknowledged at 60 at level 1, its resolve deadline escalates it at 3600 to
+    level 2, reminded twice, resolved at 5000 (by level 2's deadline, 7200, but not by its
+    first); x2 acknowledged at 60, resolved at 600; x3, received 3700 s before the report,
+    acknowledged at 60 and escalated at 3600: level 2's deadline is still ahead, its first has
+    passed. Resolve on time 1 of 3 (x2); acknowledged on time 3 of 3 (each at level 1: a resolve
+    escalation later does not change that); escalated 2 of 3; adherence 2 of 2 closed.
+    beta: y1 escalated at 300 (acknowledge deadline), acknowledged at 400 at level 2, escalated
+    at 3600 to level 3 (resolve deadline), overdue at 7200, still open; y2 acknowledged at 100,
+    resolved at 700. Resolve on time 1 of 2; acknowledged on time 1 of 2; adherence 1 of 1.
+    """
+    ledger.alert("alpha", ack=60, resolve_escalations=1, reminders=2, resolve=5000)
+    ledger.alert("alpha", ack=60, resolve=600)
+    ledger.alert("alpha", after=(NOW - T0).total_seconds() - 3700, ack=60,
+                 resolve_escalations=1)
+    ledger.alert("beta", escalations=1, ack=400, resolve_escalations=1, overdue=True)
+    ledger.alert("beta", ack=100, resolve=700)
+
+    report = report_of(session)
+
+    deadlines = {s.site: s.deadlines.model_dump() for s in report.sites if s.counts.raised}
+    assert deadlines == {
+        "alpha": {"escalated_for_acknowledge": 0, "escalated_for_resolve": 2, "reminded": 2,
+                  "overdue": 0},
+        "beta": {"escalated_for_acknowledge": 1, "escalated_for_resolve": 1, "reminded": 0,
+                 "overdue": 1},
+    }
+    assert report.all_sites.deadlines.model_dump() == {
+        "escalated_for_acknowledge": 1, "escalated_for_resolve": 3, "reminded": 2,
+        "overdue": 1}
+    alpha, beta = site(report, "alpha"), site(report, "beta")
+    assert (alpha.resolve_compliance.count, alpha.resolve_compliance.of) == (1, 3)
+    assert (beta.resolve_compliance.count, beta.resolve_compliance.of) == (1, 2)
+    assert (alpha.ack_compliance.count, alpha.ack_compliance.of) == (3, 3)
+    assert (beta.ack_compliance.count, beta.ack_compliance.of) == (1, 2)
+    assert (alpha.escalation_rate.count, alpha.escalation_rate.of) == (2, 3)
+    assert (alpha.step_adherence.count, alpha.step_adherence.of) == (2, 2)
+    assert (beta.step_adherence.count, beta.step_adherence.of) == (1, 1)

@@ -21,6 +21,7 @@ from axtrace.reports.model import Report, Scope
 from axtrace.reports.publish import artifact_key
 from axtrace.reports.render import (
     COLUMNS,
+    DEADLINES,
     PROCEDURE,
     VOLUME,
     artifact_rows,
@@ -58,7 +59,8 @@ def dig(found: Any, path: tuple[str, ...]) -> Any:
 def test_the_table_shows_exactly_the_numbers_of_the_json(report: Report) -> None:
     data = json.loads(to_json(report))
     expected_rows = [*data["sites"], data["all_sites"]]
-    for title, columns in (("Alerts and times", VOLUME), ("Procedure", PROCEDURE)):
+    for title, columns in (("Alerts and times", VOLUME), ("Procedure", PROCEDURE),
+                           ("Deadlines", DEADLINES)):
         shown = cells(tables(report)[title])
         assert [row[0] for row in shown] == [r["site"] for r in expected_rows]
         for row, site in zip(shown, expected_rows, strict=True):

@@ -211,3 +211,12 @@ def test_alerts_written_before_the_seals_existed_are_sealed_by_the_upgrade(
         findings = verify_ledger(session)
     engine.dispose()
     assert [f.what for f in findings] == ["alert 1 trace"]  # no steps: seal fine, trace not
+
+
+def test_an_overdue_alert_implies_its_overdue_step(session: Session, ledger: Ledger) -> None:
+    ledger.alert("alpha", ack=60, resolve_escalations=1, reminders=1, overdue=True)
+    assert verify_ledger(session) == [], "escalated for the resolve deadline, reminded, overdue"
+    ledger.alert("alpha", ack=60, resolve_escalations=1, overdue=True, steps=[
+        "received", "assigned", "notified", "acknowledged", "escalated", "notified"])
+    [finding] = verify_ledger(session)
+    assert (finding.what, finding.found) == ("alert 2 trace", "missing overdue (truncated?)")

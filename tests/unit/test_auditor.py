@@ -66,3 +66,18 @@ def test_a_wait_past_its_deadline_and_grace_is_woken_but_not_before() -> None:
 def test_a_live_run_on_a_future_deadline_needs_nothing(state: str) -> None:
     healthy = alert(ack_deadline=NOW + timedelta(minutes=5))
     assert repair_for(healthy, RunView(state, "acknowledge-0", NOW), NOW, pending=False) is None
+
+
+def test_a_resolve_wait_past_its_deadline_or_reminder_and_grace_is_woken() -> None:
+    paused = RunView("PAUSED", "resolve-3", NOW)
+    late = alert(status="acknowledged", resolve_deadline=NOW - timedelta(minutes=5))
+    reminder = alert(status="acknowledged", resolve_deadline=NOW + timedelta(hours=1),
+                     remind_at=NOW - timedelta(minutes=5))
+    overdue = alert(status="acknowledged", resolve_deadline=NOW - timedelta(minutes=5),
+                    overdue_at=NOW - timedelta(minutes=4))
+    assert repair_for(late, paused, NOW, pending=False) == Repair(
+        "wake", "the resolve deadline passed and no one woke the run")
+    assert repair_for(reminder, paused, NOW, pending=False) == Repair(
+        "wake", "the reminder time passed and no one woke the run")
+    assert repair_for(overdue, paused, NOW, pending=False) is None, "marked overdue: done"
+    assert repair_for(late, RunView("PAUSED", "acknowledge-3", NOW), NOW, pending=False) is None

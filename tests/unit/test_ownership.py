@@ -48,3 +48,17 @@ def test_the_pinned_snapshot_round_trips_to_the_same_policy() -> None:
     assert ownership.parse(PINNED) == OwnershipPolicy.model_validate(POLICY)
     assert ownership.level_name(PINNED, 1) == "Line lead"
     assert ownership.level_name(PINNED, 3) == "level 3"
+
+
+def test_a_level_is_reminded_at_its_own_interval_or_never() -> None:
+    chain = [{**POLICY["escalation_chain"][0], "remind_every": "30m"},  # type: ignore[index]
+             *POLICY["escalation_chain"][1:]]  # type: ignore[index]
+    pinned = ownership.snapshot(OwnershipPolicy.model_validate({**POLICY,
+                                                                "escalation_chain": chain}))
+    assert ownership.remind_every(pinned, 1) == timedelta(minutes=30)
+    assert ownership.remind_every(pinned, 2) is None
+
+
+def test_a_policy_without_reminders_pins_no_reminder_and_keeps_its_version() -> None:
+    assert all("remind_every" not in level for level in PINNED["escalation_chain"])
+    assert ownership.remind_every(PINNED, 1) is None

@@ -293,7 +293,25 @@ def _types_in(annotation: object) -> list[object]:
 
 def test_the_known_fields_at_a_path_come_from_the_models() -> None:
     assert fields_at(["sites", "x", "policy", "escalation_chain", "0"]) == [
-        "name", "responders", "acknowledge_within"]
+        "name", "responders", "acknowledge_within", "remind_every"]
     assert fields_at(["sites", "x", "policy", "severity_overrides", "low"]) == [
         "acknowledge_within", "resolve_within"]
     assert fields_at(["sites", "x", "policy", "owning_team"]) == []
+
+
+@pytest.mark.parametrize(("interval", "says"), [
+    ("0s", "remind_every must be longer than zero"), ("often", "remind_every"),
+])
+def test_a_bad_reminder_interval_names_the_site_and_the_levels_field(
+    interval: str, says: str,
+) -> None:
+    text = edited("          acknowledge_within: 30m",
+                  f"          acknowledge_within: 30m\n          remind_every: {interval}")
+
+    [problem] = check(text, "sites.yaml")
+
+    assert problem.field == "policy.escalation_chain.1.remind_every"
+    assert problem.message.startswith(
+        "site 'berlin-plant': policy.escalation_chain.1.remind_every: ")
+    assert says in problem.message
+    assert problem.line == line_of(text, "remind_every")

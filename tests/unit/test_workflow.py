@@ -21,11 +21,11 @@ from axtrace_blocks import OwnershipPolicy
 from tests.unit.conftest import POLICY, Receiver
 
 
-def assigned_alert(ledger: str, *, level: int = 1, overdue: bool = False) -> int:
+def assigned_alert(ledger: str, *, level: int = 1, overdue: bool = False, key: str = "k") -> int:
     pinned = ownership.snapshot(OwnershipPolicy.model_validate(POLICY))
     with Session(engine_for(ledger)) as session:
         alert = repo.create_alert(session=session, actor="t", dispatch=False,
-                                  alert=AlertCreate(site="berlin-plant", key="k", title="x"))
+                                  alert=AlertCreate(site="berlin-plant", key=key, title="x"))
         alert.policy, alert.level, alert.notified_level = pinned, level, level
         shift = timedelta(seconds=-30 if overdue else 600)
         alert.ack_deadline = utcnow() + shift
@@ -301,3 +301,202 @@ def test_a_notification_to_a_private_address_is_refused_on_notified_and_the_cloc
         assert receiver.connections == 0
     alert = load(alert_id)
     assert (alert.notified_level, alert.ack_deadline) == (1, deadline), "the clock runs on"
+
+
+# --------------------------------------------------------------- deadlines of acknowledged alerts
+
+NOW = utcnow()
+REMINDING = {**POLICY, "escalation_chain": [
+    {**level, "remind_every": "30m"} if n == 1 else level
+    for n, level in enumerate(POLICY["escalation_chain"])]}  # type: ignore[attr-defined]
+"""POLICY whose level 2 is reminded every 30 minutes."""
+
+
+def standing(status: str, level: int = 1, **fields: Any) -> Alert:
+    """An alert at ``level`` under ``REMINDING``; deadlines given in minutes from ``NOW``."""
+    at = {name: NOW + timedelta(minutes=fields.pop(name)) for name in
+          ("ack_deadline", "resolve_deadline", "remind_at", "overdue_at") if name in fields}
+    pinned = ownership.snapshot(OwnershipPolicy.model_validate(REMINDING))
+    return Alert(site="s", key="k", title="t", received_at=NOW, status=status, level=level,
+                 notified_level=level, policy=pinned, **at, **fields)
+
+
+@pytest.mark.parametrize(("alert", "due"), [
+    (standing("open", ack_deadline=-1), "escalated"),
+    (standing("open", level=3, ack_deadline=-1), "ignored"),
+    (standing("open", ack_deadline=1, resolve_deadline=-1), None),
+    (standing("acknowledged", resolve_deadline=-1), "escalated"),
+    (standing("acknowledged", level=3, resolve_deadline=-1), "overdue"),
+    (standing("acknowledged", level=3, resolve_deadline=-9, overdue_at=-1), None),
+    (standing("acknowledged", level=3, resolve_deadline=-9, overdue_at=-1, remind_at=-1),
+     "reminded"),
+    (standing("acknowledged", resolve_deadline=10, remind_at=-1), "reminded"),
+    (standing("acknowledged", resolve_deadline=-1, remind_at=-1), "escalated"),
+    (standing("acknowledged", resolve_deadline=10, remind_at=1), None),
+    (standing("ignored", level=3, resolve_deadline=-1), None),
+    (standing("resolved", resolve_deadline=-1, remind_at=-1), None),
+], ids=["ack-passed", "ack-passed-last-level", "ack-pending", "resolve-passed",
+        "resolve-passed-last-level", "already-overdue", "overdue-still-reminded",
+        "reminder-due", "deadline-before-reminder", "nothing-due", "ignored-never-escalates",
+        "resolved"])
+def test_a_wake_without_an_answer_does_what_is_due_at_that_moment(
+    alert: Alert, due: str | None,
+) -> None:
+    assert workflow.deadline_step(alert, NOW) == due
+
+
+@pytest.mark.parametrize(("alert", "minutes"), [
+    (standing("open", ack_deadline=5, resolve_deadline=1), 5),
+    (standing("acknowledged", resolve_deadline=5), 5),
+    (standing("acknowledged", resolve_deadline=5, remind_at=2), 2),
+    (standing("acknowledged", level=3, resolve_deadline=-5, overdue_at=-1), None),
+    (standing("acknowledged", level=3, resolve_deadline=-5, overdue_at=-1, remind_at=3), 3),
+    (standing("ignored", level=3, resolve_deadline=5), None),
+    (standing("closed", resolve_deadline=5), None),
+], ids=["open", "acknowledged", "reminder-first", "overdue", "overdue-reminded", "ignored",
+        "closed"])
+def test_the_run_is_woken_at_the_first_thing_due_and_never_once_nothing_is(
+    alert: Alert, minutes: int | None,
+) -> None:
+    expected = None if minutes is None else NOW + timedelta(minutes=minutes)
+    assert workflow.wake_at(alert) == expected
+
+
+def acknowledged_alert(
+    ledger: str, *, level: int = 1, resolve_in: float = 600, key: str = "k",
+) -> int:
+    """An alert under ``REMINDING`` acknowledged at ``level``, its resolve deadline
+    ``resolve_in`` seconds away (its reminder, if any, as the acknowledgement set it)."""
+    alert_id = assigned_alert(ledger, level=level, key=key)
+    with Session(engine_for(ledger)) as session:
+        alert = repo.get_alert(session=session, alert_id=alert_id)
+        alert.policy = ownership.snapshot(OwnershipPolicy.model_validate(REMINDING))
+        session.add(alert)
+        session.commit()
+    workflow.take_answer(alert_id, Phase.ACKNOWLEDGE, 0, Answer(responder="anna"))
+    with Session(engine_for(ledger)) as session:
+        alert = repo.get_alert(session=session, alert_id=alert_id)
+        alert.resolve_deadline = utcnow() + timedelta(seconds=resolve_in)
+        session.add(alert)
+        session.commit()
+    return alert_id
+
+
+def trace(ledger: str, alert_id: int) -> list[Any]:
+    with Session(engine_for(ledger)) as session:
+        return list(repo.trace_of(session=session, alert_id=alert_id))
+
+
+def test_the_resolve_deadline_wake_escalates_with_a_fresh_resolve_window(ledger: str) -> None:
+    alert_id = acknowledged_alert(ledger, resolve_in=-30)
+
+    step = workflow.take_answer(alert_id, Phase.RESOLVE, 1, Answer())
+
+    alert = load(alert_id)
+    escalated = trace(ledger, alert_id)[-1]
+    assert step == "escalated"
+    assert escalated.detail["reason"] == "resolve deadline passed"
+    assert escalated.detail["late_by_s"] >= 30
+    assert (escalated.detail["from_level"], escalated.detail["to_level"]) == (1, 2)
+    assert escalated.detail["responders"] == ["clara", "anna"]
+    assert (alert.status, alert.level, alert.acknowledged_by) == ("acknowledged", 2, "anna")
+    assert alert.resolve_deadline is not None
+    assert timedelta(hours=3, minutes=59) < alert.resolve_deadline - utcnow() <= timedelta(
+        hours=4), "the policy's resolve_within again, counted from the escalation"
+    assert alert.remind_at is not None, "level 2 is reminded every 30 minutes"
+    assert workflow.decide(alert) is Phase.NOTIFY
+    assert ownership.may_act(alert.policy or {}, alert.level, "clara"), "level 2 may resolve"
+
+
+def test_the_level_that_takes_over_is_notified_of_its_resolve_deadline(ledger: str) -> None:
+    alert_id = acknowledged_alert(ledger, resolve_in=-30)
+    workflow.take_answer(alert_id, Phase.RESOLVE, 1, Answer())
+
+    detail = workflow.notify(alert_id)
+
+    alert = load(alert_id)
+    assert (detail["level"], detail["responders"]) == (2, ["clara", "anna"])
+    assert detail["resolve_deadline"] == alert.resolve_deadline
+    assert "Resolve by" in workflow.notification(alert, ["clara"]).body
+    assert workflow.decide(alert) is Phase.RESOLVE
+
+
+def test_the_last_levels_resolve_deadline_marks_the_alert_overdue_once_and_it_stays_open(
+    ledger: str,
+) -> None:
+    alert_id = acknowledged_alert(ledger, level=3, resolve_in=-30)
+
+    marked = workflow.take_answer(alert_id, Phase.RESOLVE, 1, Answer())
+    again = workflow.take_answer(alert_id, Phase.RESOLVE, 2, Answer())
+    resolved = workflow.take_answer(alert_id, Phase.RESOLVE, 3,
+                                    Answer(responder="dora", outcome="fixed"))
+
+    steps = [e.step for e in trace(ledger, alert_id)]
+    assert (marked, again, resolved) == ("overdue", "refused", "resolved")
+    assert steps[-3:] == ["overdue", "refused", "resolved"]
+    assert trace(ledger, alert_id)[-3].detail["late_by_s"] >= 30
+    alert = load(alert_id)
+    assert alert.level == 3, "nothing is escalated past the last level"
+    assert alert.overdue_at is not None
+    assert alert.outcome == "fixed"
+
+
+def test_a_due_reminder_notifies_the_level_again_without_escalating(ledger: str) -> None:
+    alert_id = acknowledged_alert(ledger, level=2)
+    acknowledged = load(alert_id)
+    assert acknowledged.remind_at is not None
+    assert timedelta(minutes=29) < acknowledged.remind_at - utcnow() <= timedelta(minutes=30)
+    with Session(engine_for(ledger)) as session:
+        alert = repo.get_alert(session=session, alert_id=alert_id)
+        alert.remind_at = utcnow() - timedelta(seconds=5)
+        session.add(alert)
+        session.commit()
+
+    step = workflow.take_answer(alert_id, Phase.RESOLVE, 1, Answer())
+
+    reminded = trace(ledger, alert_id)[-1]
+    alert = load(alert_id)
+    assert step == "reminded"
+    assert (reminded.detail["level"], reminded.detail["responders"]) == (2, ["clara", "anna"])
+    assert reminded.detail["delivered"] is True
+    assert reminded.detail["late_by_s"] >= 5
+    assert alert.level == 2
+    assert alert.remind_at is not None
+    assert timedelta(minutes=29) < alert.remind_at - utcnow() <= timedelta(minutes=30)
+
+
+def test_a_level_without_reminders_is_never_reminded(ledger: str) -> None:
+    alert_id = acknowledged_alert(ledger, level=1)
+    assert load(alert_id).remind_at is None
+    assert workflow.take_answer(alert_id, Phase.RESOLVE, 1, Answer()) == "refused"
+
+
+def test_resolving_ends_the_reminders(ledger: str) -> None:
+    alert_id = acknowledged_alert(ledger, level=2)
+    workflow.take_answer(alert_id, Phase.RESOLVE, 1, Answer(responder="clara", outcome="fixed"))
+    alert = load(alert_id)
+    assert alert.remind_at is None
+    assert workflow.wake_at(alert) is None
+
+
+def test_the_ledger_finds_exactly_the_waits_wake_at_says_are_due(ledger: str) -> None:
+    open_due = assigned_alert(ledger, overdue=True, key="a")
+    resolve_due = acknowledged_alert(ledger, resolve_in=-5, key="b")
+    reminded = acknowledged_alert(ledger, level=2, key="c")
+    not_due = acknowledged_alert(ledger, level=2, key="d")
+    overdue = acknowledged_alert(ledger, level=3, resolve_in=-5, key="e")
+    workflow.take_answer(overdue, Phase.RESOLVE, 1, Answer())
+    with Session(engine_for(ledger)) as session:
+        for alert_id in (open_due, resolve_due, reminded, not_due, overdue):
+            alert = repo.get_alert(session=session, alert_id=alert_id)
+            alert.flow_run_id = f"run-{alert_id}"
+            if alert_id == reminded:
+                alert.remind_at = utcnow() - timedelta(seconds=1)
+            session.add(alert)
+        session.commit()
+        now = utcnow()
+        everyone = [repo.get_alert(session=session, alert_id=a) for a in
+                    (open_due, resolve_due, reminded, not_due, overdue)]
+        found = {a.id for a in repo.due_waits(session=session, now=now)}
+    assert found == {open_due, resolve_due, reminded}
+    assert found == {a.id for a in everyone if (w := workflow.wake_at(a)) and w <= now}

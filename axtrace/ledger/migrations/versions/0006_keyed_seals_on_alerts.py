@@ -36,7 +36,11 @@ def _seal_existing() -> None:
 
     table = Alert.__table__  # type: ignore[attr-defined]
     conn = op.get_bind()
-    rows = conn.execute(sa.select(table)).mappings().all()
+    # Only the columns the seals cover that exist now: later revisions add columns (as NULL,
+    # which is what the seal takes a missing column for).
+    present = {column['name'] for column in sa.inspect(conn).get_columns('alert')}
+    sealed = [n for n in ('id', 'trace_len', 'trace_head', *seal.SEALED) if n in present]
+    rows = conn.execute(sa.select(*(table.c[name] for name in sealed))).mappings().all()
     if not rows:
         return
     key = seal.ledger_key()
