@@ -17,8 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from axtrace.testing import free_port
+
+# Property tests check properties, not speed: on 2 busy cores one example can take longer than
+# Hypothesis's default 200 ms deadline, which then fails a test whose property held.
+hypothesis_settings.register_profile("axtrace", deadline=None)
+hypothesis_settings.load_profile("axtrace")
 
 assert "prefect" not in sys.modules, "Prefect must not be imported before its settings are set"
 WORKDIR = Path(tempfile.mkdtemp(prefix="axtrace-tests-"))
