@@ -34,6 +34,7 @@ is outside this guard.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import ipaddress
 import re
 import socket
@@ -41,6 +42,7 @@ import sys
 import threading
 import time
 from collections.abc import Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any, Literal, cast
@@ -289,7 +291,18 @@ def _port_field(name: str, values: dict[str, Any]) -> str | None:
 
 def send(block: Any, *, body: str, subject: str, allow_private: bool) -> None:
     """Notify through ``block``, connecting only to addresses :func:`refusal` lets through,
-    checked where the connection is made. ``RefusedTarget`` names the field and address."""
+    checked where the connection is made. ``RefusedTarget`` names the field and address.
+
+    The send runs in a thread of its own, with an empty ``contextvars`` context and no event
+    loop: Prefect's webhook blocks call their parent's ``notify`` without ``_sync``, which goes
+    async (an un-awaited coroutine: nothing sent, nothing raised) whenever the calling thread
+    runs an event loop or holds a Prefect run context that says "async"."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="axtrace-notify") as pool:
+        pool.submit(contextvars.Context().run, _send_here, block, body, subject,
+                    allow_private).result()
+
+
+def _send_here(block: Any, body: str, subject: str, allow_private: bool) -> None:
     targets = block_targets(block)
     with pinned_addresses(allow_private=allow_private) as pins:
         for target in targets:

@@ -216,6 +216,32 @@ def test_a_slack_block_connects_only_where_its_checked_name_resolved(
     assert receiver.connections >= 1
 
 
+def test_a_send_from_a_thread_running_an_event_loop_still_sends_and_raises(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Prefect's webhook blocks call their parent's ``notify`` without ``_sync``: from a thread
+    with a running loop (or an async run context) that went async, sending nothing and raising
+    nothing (seen once in the full suite). The send has a thread of its own."""
+    import asyncio
+
+    real = outbound._real_getaddrinfo
+
+    def slack_on_loopback(host: Any, port: Any, *args: Any) -> Any:
+        if host == "hooks.slack.com":
+            host, port = "127.0.0.1", receiver.port
+        return real(host, port, *args)
+
+    monkeypatch.setattr(outbound, "_real_getaddrinfo", slack_on_loopback)
+    block = SlackWebhook(url="https://hooks.slack.com/services/T0/B0/XXXX")
+
+    async def inside_a_loop() -> None:
+        with pytest.raises(NotificationError):
+            outbound.send(block, body="Crack", subject="s", allow_private=True)
+
+    asyncio.run(inside_a_loop())
+    assert receiver.connections >= 1
+
+
 def test_a_name_that_answers_public_then_private_cannot_send_the_client_to_the_private_one(
     receiver: Receiver, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
