@@ -223,6 +223,7 @@ def test_a_send_from_a_thread_running_an_event_loop_still_sends_and_raises(
     with a running loop (or an async run context) that went async, sending nothing and raising
     nothing (seen once in the full suite). The send has a thread of its own."""
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
     real = outbound._real_getaddrinfo
 
@@ -238,7 +239,10 @@ def test_a_send_from_a_thread_running_an_event_loop_still_sends_and_raises(
         with pytest.raises(NotificationError):
             outbound.send(block, body="Crack", subject="s", allow_private=True)
 
-    asyncio.run(inside_a_loop())
+    # a thread of the test's own runs the loop: this one may already run one (Playwright's
+    # sync API, used by tests/ui earlier in the session, leaves one running here)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, inside_a_loop()).result()
     assert receiver.connections >= 1
 
 
