@@ -33,7 +33,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from axtrace import access, actions, tokens
 from axtrace.dispatch import nudge
 from axtrace.errors import AxTraceError, Forbidden, Malformed, Unavailable
-from axtrace.events import StepEvents
 from axtrace.intake.auth import authenticate, needs_io, reveal
 from axtrace.intake.docs import INTAKE_RESPONSES, intake_docs, intake_openapi
 from axtrace.intake.registry import SOURCES
@@ -47,7 +46,6 @@ from axtrace.ledger.models import (
     AlertPublic,
     Outcome,
     Status,
-    Step,
     TraceEntry,
 )
 from axtrace.ledger.session import ledger_session
@@ -171,14 +169,12 @@ def create_app(*, background: bool = True, bound_to: str | None = None) -> FastA
                 asyncio.create_task(run_sweeper(stop, interval=settings.sweep_seconds)),
             ]
         yield
-        app.state.events.flush()
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
 
     app = FastAPI(title="AxTrace", version="0.1.0", lifespan=lifespan,
                   description="Alert intake and response actions of AxTrace.")
     app.state.sites = SiteCache()
-    app.state.events = StepEvents()
     app.state.open_flag = OpenFlag()
     settings = get_settings()
     own = [settings.api_host, access.hostname(settings.base_api_url.partition("//")[2]),
@@ -281,9 +277,6 @@ def _intake_route(source: str) -> Any:
         reply = await _writer(request.app).write(incoming)
         if reply.status == 202:
             nudge()  # committed: this process's dispatcher relays it now, not at its next poll
-        events: StepEvents = request.app.state.events
-        for alert in reply.created:
-            events.add(Step.RECEIVED.value, alert, {"source": source}, f"intake:{source}")
         if source == "pagerduty":
             return pagerduty_reply(reply)
         if reply.status >= 400:
