@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from axtrace import access, actions, tokens
 from axtrace.dispatch import nudge
-from axtrace.errors import AxTraceError, Forbidden, Malformed, Unavailable
+from axtrace.errors import AxTraceError, Forbidden, Malformed, TooLarge, Unavailable
 from axtrace.intake.auth import authenticate, needs_io, reveal
 from axtrace.intake.docs import INTAKE_RESPONSES, intake_docs, intake_openapi
 from axtrace.intake.registry import SOURCES
@@ -54,10 +54,6 @@ from axtrace.settings import Settings, get_settings
 SITE_CACHE_SECONDS = 10.0
 UNKNOWN_SITE_RECHECK_SECONDS = 1.0
 AlertId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The alert's id.")]
-
-
-class TooLarge(AxTraceError):
-    status_code = 413
 
 
 class AckBody(BaseModel):
@@ -139,14 +135,33 @@ async def _deployed_sites() -> set[str]:
                 return sites
 
 
-def _error(status: int, field: str | None, message: str, kind: str) -> JSONResponse:
-    loc = ["body", *field.split(".")] if field else []
+def _error(status: int, field: str | None, message: str, kind: str,
+           location: str = "body") -> JSONResponse:
+    loc = [location, *field.split(".")] if field else []
     return JSONResponse(status_code=status,
                         content={"detail": [{"loc": loc, "msg": message, "type": kind}]})
 
 
 def error_of(exc: AxTraceError) -> JSONResponse:
-    return _error(exc.status_code, exc.field, exc.message, type(exc).__name__)
+    return _error(exc.status_code, exc.field, exc.message, type(exc).__name__, exc.location)
+
+
+def map_errors(app: FastAPI) -> None:
+    """The one place errors become responses: AxTrace's by :func:`error_of`, a ledger that is
+    away or a write that lost a race as 503."""
+
+    @app.exception_handler(AxTraceError)
+    async def _axtrace_error(_request: Request, exc: AxTraceError) -> JSONResponse:
+        return error_of(exc)
+
+    @app.exception_handler(OperationalError)
+    async def _db_down(_request: Request, exc: OperationalError) -> JSONResponse:
+        return _error(503, None, "the ledger is unavailable; send it again later",
+                      "Unavailable")
+
+    @app.exception_handler(IntegrityError)
+    async def _raced(_request: Request, _exc: IntegrityError) -> JSONResponse:
+        return _error(503, None, "a concurrent write won; send it again", "Unavailable")
 
 
 def create_app(*, background: bool = True, bound_to: str | None = None) -> FastAPI:
@@ -184,19 +199,7 @@ def create_app(*, background: bool = True, bound_to: str | None = None) -> FastA
     from axtrace.reports.api import router as report_router
 
     app.include_router(report_router)
-
-    @app.exception_handler(AxTraceError)
-    async def _axtrace_error(_request: Request, exc: AxTraceError) -> JSONResponse:
-        return error_of(exc)
-
-    @app.exception_handler(OperationalError)
-    async def _db_down(_request: Request, exc: OperationalError) -> JSONResponse:
-        return _error(503, None, "the ledger is unavailable; send it again later",
-                      "Unavailable")
-
-    @app.exception_handler(IntegrityError)
-    async def _raced(_request: Request, _exc: IntegrityError) -> JSONResponse:
-        return _error(503, None, "a concurrent write won; send it again", "Unavailable")
+    map_errors(app)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

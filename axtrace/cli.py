@@ -47,6 +47,9 @@ DEFAULT_SITES = Path("deployments/sites.yaml")
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
+    """Say what failed and exit with ``code``: 1 a check found a problem, 2 the command or
+    its input cannot be used, 3 the API, Prefect or the ledger is away (try again), 4 not
+    allowed (the same codes as :mod:`axtrace.errors` declares)."""
     err.print(labelled("error:", "bold red", message))
     raise typer.Exit(code)
 
@@ -565,4 +568,4 @@ def main() -> None:
         app()
     except AxTraceError as exc:
         err.print(labelled("error:", "bold red", exc.message))
-        sys.exit(2)
+        sys.exit(exc.exit_code)

@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from axtrace import api, tokens
 from axtrace.ledger.db import engine_for, upgrade
-from axtrace.settings import get_settings
+from axtrace.settings import BadSetting, get_settings
 
 INTAKE_TOKEN = "intake-t0ken"
 READS = ["/v1/alerts", "/v1/alerts/1", "/v1/report"]
@@ -194,8 +194,9 @@ def test_allowed_hosts_can_be_configured(ledger: str, monkeypatch: pytest.Monkey
 def test_a_misspelled_allowed_hosts_value_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AXTRACE_ALLOWED_HOSTS", "https://axtrace.example/")
     get_settings.cache_clear()
-    with pytest.raises(ValueError, match="allowed_hosts"):
+    with pytest.raises(BadSetting, match=r"AXTRACE_ALLOWED_HOSTS: .*not a host name") as caught:
         get_settings()
+    assert caught.value.field == "AXTRACE_ALLOWED_HOSTS"
     get_settings.cache_clear()
 
 
