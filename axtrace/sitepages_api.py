@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection, Sequence
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 from fastapi import APIRouter, Path, Query, Request
@@ -34,6 +34,9 @@ from axtrace.sitepages import (
     site_page,
     summary,
 )
+
+if TYPE_CHECKING:  # Prefect is imported when a page asks it
+    from prefect.client.schemas.objects import BlockDocument
 
 router = APIRouter(tags=["sites"])
 PREFECT_SECONDS = 5.0
@@ -74,7 +77,7 @@ async def get_site(site: SiteName, request: Request, caller: Reader) -> SitePage
     """The site's page: the policy a new alert is pinned to, who is on call at each level
     now, the alerts not yet resolved (level, status, deadlines), the last policy change."""
     site = await the_site(request, caller, site)
-    on_prefect = await policies_on_prefect()
+    on_prefect = await policies_on_prefect(site)
     alerts, last, recorded = await asyncio.to_thread(ledger_page, site)
     return site_page(site, pinned=_policy_of(site, on_prefect, recorded), last=last,
                      alerts=alerts, now=utcnow())
@@ -103,35 +106,48 @@ def _policy_of(site: str, on_prefect: dict[str, dict[str, Any]] | None,
 # --------------------------------------------------------------------------- Prefect
 
 
-async def policies_on_prefect() -> dict[str, dict[str, Any]] | None:
-    """Each policy block on the Prefect server (pinned form) by name; None when no server is
-    configured or it does not answer within :data:`PREFECT_SECONDS`."""
+async def policies_on_prefect(site: str | None = None) -> dict[str, dict[str, Any]] | None:
+    """Each policy block on the Prefect server (pinned form) by name, or only ``site``'s; None
+    when no server is configured or it does not answer within :data:`PREFECT_SECONDS`."""
     from prefect.settings import PREFECT_API_URL
 
     if not PREFECT_API_URL.value():
         return None
     try:
         async with asyncio.timeout(PREFECT_SECONDS):
-            documents = await _policy_documents()
+            documents = await (_policy_document(site) if site else _policy_documents())
     except (httpx.HTTPError, TimeoutError, OSError):
         return None
     return {d.name: pinned for d in documents if d.name and (pinned := _pinned(d)) is not None}
 
 
-async def _policy_documents() -> list[Any]:
+async def _policy_document(site: str) -> list[BlockDocument]:
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    async with get_client() as client:
+        try:
+            return [await client.read_block_document_by_name(
+                site, policyhistory.POLICY_BLOCK_TYPE, include_secrets=False)]
+        except ObjectNotFound:
+            return []
+
+
+async def _policy_documents() -> list[BlockDocument]:
     from prefect import get_client
 
-    documents: list[Any] = []
+    documents: list[BlockDocument] = []
     async with get_client() as client:
         while True:  # the server answers at most 200 per page
             page = await client.read_block_documents_by_type(
-                policyhistory.POLICY_BLOCK_TYPE, offset=len(documents), limit=200)
+                policyhistory.POLICY_BLOCK_TYPE, offset=len(documents), limit=200,
+                include_secrets=False)
             documents += page
             if len(page) < 200:
                 return documents
 
 
-def _pinned(document: Any) -> dict[str, Any] | None:
+def _pinned(document: BlockDocument) -> dict[str, Any] | None:
     """A block document's policy as it would be pinned; None if it does not validate (``axtrace
     verify`` names it)."""
     from pydantic import ValidationError
