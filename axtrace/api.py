@@ -199,6 +199,9 @@ def create_app(*, background: bool = True, bound_to: str | None = None) -> FastA
     from axtrace.reports.api import router as report_router
 
     app.include_router(report_router)
+    from axtrace.sitepages_api import router as sites_router
+
+    app.include_router(sites_router)
     map_errors(app)
 
     @app.get("/healthz")

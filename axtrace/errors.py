@@ -35,10 +35,13 @@ class AxTraceError(Exception):
     exit_code = 2
     location = "body"
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(self, message: str, *, field: str | None = None,
+                 location: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        if location is not None:  # "path" for a path parameter; the class says otherwise
+            self.location = location
 
 
 class InvalidInput(AxTraceError):

@@ -124,6 +124,7 @@ def test_a_token_for_one_site_reads_that_site_only(ledger: str) -> None:
     assert where(other) == (404, "alert_id")
     assert other.json()["detail"][0]["msg"] == "no alert with id 2", "nothing confirms it exists"
     assert missing.json()["detail"][0]["msg"] == "no alert with id 99"
+    assert [a.json()["detail"][0]["loc"] for a in (other, missing)] == [["path", "alert_id"]] * 2
     report = call("GET", "/v1/report", headers=lead)
     assert [s["site"] for s in report.json()["sites"]] == ["berlin"], report.text
     assert "lyon" not in report.text
