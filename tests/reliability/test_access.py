@@ -92,13 +92,19 @@ def test_open_mode_answers_reads_and_says_so_on_every_response(ledger: str) -> N
     assert refused.headers["x-axtrace-open"] == "true", "refusals say so too"
 
 
-def test_with_the_intake_token_set_every_read_needs_a_credential(
-    ledger: str, monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def reader(ledger: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The API closed by the intake token, berlin's alerts raised with it; the header of a
+    read-only token."""
     monkeypatch.setenv("AXTRACE_INTAKE_TOKEN", INTAKE_TOKEN)
     get_settings.cache_clear()
     raise_alerts("berlin", headers=bearer(INTAKE_TOKEN))
-    reader = new_token(ledger, "dashboard", scope="read")
+    return new_token(ledger, "dashboard", scope="read")
+
+
+def test_with_the_intake_token_set_every_read_needs_a_credential(
+    ledger: str, reader: dict[str, str],
+) -> None:
     responder = new_token(ledger, "alice")
     for path in READS:
         anonymous = call("GET", path)
@@ -143,13 +149,7 @@ def test_revoking_the_last_token_keeps_the_api_closed(ledger: str) -> None:
     assert "x-axtrace-open" not in acting.headers
 
 
-def test_a_read_only_token_or_the_intake_token_cannot_act(
-    ledger: str, monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("AXTRACE_INTAKE_TOKEN", INTAKE_TOKEN)
-    get_settings.cache_clear()
-    raise_alerts("berlin", headers=bearer(INTAKE_TOKEN))
-    reader = new_token(ledger, "dashboard", scope="read")
+def test_a_read_only_token_or_the_intake_token_cannot_act(reader: dict[str, str]) -> None:
     for credential in (reader, bearer(INTAKE_TOKEN)):
         answer = call("POST", "/v1/alerts/1/ack", headers=credential, json={})
         assert where(answer) == (403, "authorization")
