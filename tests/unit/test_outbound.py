@@ -23,7 +23,7 @@ from pydantic import Field, SecretStr, ValidationError
 from axtrace import outbound
 from axtrace.text import ZERO_WIDTH_SPACE
 from axtrace_blocks import OwnershipPolicy
-from tests.unit.conftest import POLICY, Receiver
+from tests.unit.conftest import POLICY, Receiver, receiving
 
 CONTEXT = {"alert": {"id": 7, "site": "berlin-plant", "title": "Crack", "severity": "high"},
            "level": 1, "responders": ["anna", "ben"], "deadline": "10:00"}
@@ -395,3 +395,63 @@ def test_any_title_renders_in_any_template_without_mass_mentions(
     lowered = found.body.lower()
     for mention in ("@channel", "@here", "@everyone", "<!channel", "<!here"):
         assert mention not in lowered
+
+
+# --------------------------------------------------------------------------- failed sends
+
+
+def hook(port: int) -> CustomWebhookNotificationBlock:
+    return CustomWebhookNotificationBlock(
+        name="ops", url=f"http://127.0.0.1:{port}/hook",
+        json_data={"subject": "{{subject}}", "text": "{{body}}"})
+
+
+@pytest.mark.parametrize(("attempt", "error", "wait"), [
+    (1, RuntimeError("503"), 0.5), (2, RuntimeError("503"), 1.0), (3, OSError("reset"), 2.0),
+    (4, RuntimeError("503"), None), (1, outbound.RefusedTarget("url: 10.0.0.1"), None),
+])
+def test_a_failed_send_is_retried_three_times_after_fixed_delays_and_a_refusal_never(
+    attempt: int, error: Exception, wait: float | None,
+) -> None:
+    assert outbound.retry_after(attempt, error) == wait
+
+
+def test_a_receiver_failing_twice_gets_the_third_attempt_after_the_fixed_backoff() -> None:
+    with receiving(fail_first=2) as receiver:
+        started = time.monotonic()
+        sent = outbound.deliver(hook(receiver.port), body="Crack at line 3", subject="s",
+                                allow_private=True)
+        took = time.monotonic() - started
+    assert sent == outbound.Delivery(delivered=True, attempts=3)
+    assert len(receiver.posts) == 3
+    assert all(b"Crack at line 3" in body for _path, body in receiver.posts)
+    assert 1.5 <= took < 10, "0.5 s then 1 s between the attempts"
+
+
+def test_a_receiver_that_always_fails_is_tried_four_times_then_reported_not_raised() -> None:
+    with receiving(fail_first=-1) as receiver:
+        started = time.monotonic()
+        sent = outbound.deliver(hook(receiver.port), body="Crack", subject="s",
+                                allow_private=True)
+        took = time.monotonic() - started
+    assert (sent.delivered, sent.attempts) == (False, 4)
+    assert sent.error == ("HTTPStatusError 503 (details in the notification block's own "
+                          "logs)")
+    assert len(receiver.posts) == 4
+    assert 3.5 <= took < 15, "0.5 + 1 + 2 s of backoff: seconds, bounded"
+
+
+def test_a_refused_address_is_not_tried_again(receiver: Receiver) -> None:
+    sent = outbound.deliver(hook(receiver.port), body="Crack", subject="s",
+                            allow_private=False)
+    assert (sent.delivered, sent.attempts) == (False, 1)
+    assert sent.error is not None
+    assert sent.error.startswith("refused: url: 127.0.0.1 resolves to 127.0.0.1, a non-public")
+    assert receiver.connections == 0
+
+
+def test_the_standard_text_links_to_the_run_when_there_is_one() -> None:
+    link = "http://127.0.0.1:4200/runs/flow-run/0b5e"
+    assert outbound.compose(None, {**CONTEXT, "run_url": link}).body.endswith(
+        f"\nThe run: {link}")
+    assert "The run" not in outbound.compose(None, {**CONTEXT, "run_url": None}).body
