@@ -37,15 +37,17 @@ refusal is final at once: the address will not change between attempts.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
+import inspect
 import ipaddress
 import re
 import socket
 import sys
 import threading
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Awaitable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import FrameType
@@ -392,7 +394,14 @@ def _notify(block: Any, body: str, subject: str) -> None:
         if hasattr(block.notify, "aio"):  # Prefect's async_dispatch
             block.notify(body=body, subject=subject, _sync=True)
         else:
-            block.notify(body=body, subject=subject)
+            sent = block.notify(body=body, subject=subject)
+            if inspect.isawaitable(sent):  # an async notify, as NotificationBlock declares it
+                asyncio.run(_awaited(sent))
+
+
+async def _awaited(sent: Awaitable[Any]) -> None:
+    """Await ``sent`` in this thread's own loop (the sending thread has none of its own)."""
+    await sent
 
 
 class _Pins:

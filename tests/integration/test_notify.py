@@ -23,8 +23,8 @@ from axtrace.ledger.db import engine_for, upgrade
 from axtrace.ledger.models import AlertCreate, utcnow
 from axtrace.settings import get_settings
 from axtrace.testing import Stack
-from axtrace_blocks import OwnershipPolicy
-from tests.unit.conftest import POLICY, Receiver, receiving
+from axtrace_blocks import EmailNotification, OwnershipPolicy
+from tests.unit.conftest import POLICY, Mailbox, Receiver, receiving, smtp_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -47,15 +47,26 @@ def receivers() -> Iterator[dict[str, Receiver]]:
 
 
 @pytest.fixture(scope="module")
-def notifying(receivers: dict[str, Receiver]) -> Iterator[Stack]:
+def mailbox() -> Iterator[tuple[Mailbox, int]]:
+    with smtp_server() as found:
+        yield found
+
+
+@pytest.fixture(scope="module")
+def notifying(receivers: dict[str, Receiver], mailbox: tuple[Mailbox, int]) -> Iterator[Stack]:
     """An AxTrace of its own (Prefect server, serving process, ledger) allowed to notify
-    loopback addresses, with one Custom Webhook block per site saved in its Prefect server."""
+    loopback addresses, with one notification block per site saved in its Prefect server: a
+    Custom Webhook to each receiver, and an AxTrace Email to the SMTP server."""
     workdir = Path(tempfile.mkdtemp(prefix="axtrace-notify-"))
     with Stack.start(workdir, sites=SITES,
                      extra_env={"AXTRACE_ALLOW_PRIVATE_WEBHOOKS": "true"}) as stack:
         with temporary_settings({PREFECT_API_URL: stack.env["PREFECT_API_URL"]}):
             for site, receiver in receivers.items():
                 webhook(receiver.port).save(f"{site}-hook", overwrite=True)
+            EmailNotification(
+                smtp_server="127.0.0.1", smtp_port=mailbox[1], smtp_type="INSECURE",
+                email_from="axtrace@example.org", email_to=["omicron-ops@example.org"],
+            ).save("omicron-mail", overwrite=True)
         yield stack
 
 
@@ -93,6 +104,27 @@ def test_a_run_notifies_through_the_saved_webhook_block_what_the_responders_need
     prefect_ui = notifying.env["PREFECT_API_URL"].removesuffix("/api")
     assert sent["text"].endswith(
         f"\nThe run: {prefect_ui}/runs/flow-run/{alert['flow_run_id']}")
+
+
+def test_a_run_notifies_by_email_through_the_saved_email_block(
+    notifying: Stack, mailbox: tuple[Mailbox, int],
+) -> None:
+    alert_id = notifying.raise_alert("omicron", "Scale drifting", severity="critical")
+    detail = notified(notifying, alert_id)[0]
+    alert = notifying.alert(alert_id)
+    assert (detail["channel"], detail["delivered"], detail["attempts"]) == (
+        "axtrace-email/omicron-mail", True, 1)
+    [mail] = mailbox[0].messages
+    assert mail["Subject"] == "[AxTrace] omicron: Scale drifting (critical)"
+    assert mail["To"] == "omicron-ops@example.org"
+    part = mail.get_body()
+    assert part is not None
+    text = part.get_content()
+    assert "Needs olga, otto (level 1)." in text
+    due = re.search(r"Acknowledge by (\S+): axtrace ack", text)
+    assert due is not None, text
+    assert aware(due.group(1)) == aware(alert["ack_deadline"])
+    assert f"/runs/flow-run/{alert['flow_run_id']}" in text
 
 
 def test_a_webhook_failing_twice_is_delivered_on_the_third_attempt(

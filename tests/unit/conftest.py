@@ -3,6 +3,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -103,3 +106,32 @@ def receiving(fail_first: int = 0) -> Iterator[Receiver]:
 def receiver() -> Iterator[Receiver]:
     with receiving() as server:
         yield server
+
+
+class Mailbox:
+    """What a real SMTP server on loopback (aiosmtpd) received, as parsed messages."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        found = message_from_bytes(envelope.content, policy=default)
+        assert isinstance(found, EmailMessage)
+        self.messages.append(found)
+        return "250 OK"
+
+
+@contextmanager
+def smtp_server() -> Iterator[tuple[Mailbox, int]]:
+    """A real SMTP server on loopback while inside: its mailbox and port."""
+    from aiosmtpd.controller import Controller
+
+    from axtrace.testing import free_port
+
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield mailbox, int(controller.port)
+    finally:
+        controller.stop()

@@ -22,8 +22,8 @@ from pydantic import Field, SecretStr, ValidationError
 
 from axtrace import outbound
 from axtrace.text import ZERO_WIDTH_SPACE
-from axtrace_blocks import OwnershipPolicy
-from tests.unit.conftest import POLICY, Receiver, receiving
+from axtrace_blocks import EmailNotification, OwnershipPolicy
+from tests.unit.conftest import POLICY, Receiver, receiving, smtp_server
 
 CONTEXT = {"alert": {"id": 7, "site": "berlin-plant", "title": "Crack", "severity": "high"},
            "level": 1, "responders": ["anna", "ben"], "deadline": "10:00"}
@@ -455,3 +455,42 @@ def test_the_standard_text_links_to_the_run_when_there_is_one() -> None:
     assert outbound.compose(None, {**CONTEXT, "run_url": link}).body.endswith(
         f"\nThe run: {link}")
     assert "The run" not in outbound.compose(None, {**CONTEXT, "run_url": None}).body
+
+
+def mail_block(port: int) -> EmailNotification:
+    return EmailNotification(smtp_server="127.0.0.1", smtp_port=port, smtp_type="INSECURE",
+                             email_from="axtrace@example.org", email_to=["ops@example.org"])
+
+
+def test_the_email_block_sends_the_notification_to_a_real_smtp_server() -> None:
+    with smtp_server() as (mailbox, port):
+        sent = outbound.deliver(mail_block(port), body="Needs anna, ben (level 1).",
+                                subject="[AxTrace] berlin-plant: Crack (high)",
+                                allow_private=True)
+    assert sent == outbound.Delivery(delivered=True, attempts=1)
+    [mail] = mailbox.messages
+    assert mail["Subject"] == "[AxTrace] berlin-plant: Crack (high)"
+    assert (mail["From"], mail["To"]) == ("axtrace@example.org", "ops@example.org")
+    body = mail.get_body()
+    assert body is not None
+    assert body.get_content().strip() == "Needs anna, ben (level 1)."
+
+
+def test_the_email_block_aimed_at_loopback_is_refused_naming_its_server_field() -> None:
+    with smtp_server() as (mailbox, port):
+        sent = outbound.deliver(mail_block(port), body="Crack", subject="s",
+                                allow_private=False)
+    assert (sent.delivered, sent.attempts) == (False, 1)
+    assert sent.error is not None
+    assert sent.error.startswith(
+        "refused: smtp_server+smtp_port: 127.0.0.1 resolves to 127.0.0.1, a non-public")
+    assert mailbox.messages == []
+
+
+def test_an_smtp_server_that_is_not_there_is_retried_then_reported() -> None:
+    from axtrace.testing import free_port
+
+    sent = outbound.deliver(mail_block(free_port()), body="Crack", subject="s",
+                            allow_private=True, delays=(0.1, 0.1))
+    assert (sent.delivered, sent.attempts) == (False, 3)
+    assert sent.error == "ConnectionRefusedError (details in the notification block's own logs)"
