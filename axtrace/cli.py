@@ -547,7 +547,8 @@ def parse_since(value: str | None) -> datetime | None:
 
 @app.command()
 def demo() -> None:
-    """Against a running `axtrace up`: three sites, three behaviours, one summary."""
+    """Against a running `axtrace up`: three sites, five alerts each, three behaviours; ends
+    with the consistency score, the site the report flags, and where to look next."""
     from axtrace.demo import run_demo
 
     run_demo(console)

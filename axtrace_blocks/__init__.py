@@ -6,11 +6,13 @@ lookup, worker start and server start, so it must stay cheap: Prefect, pydantic 
 """
 
 from axtrace.vocabulary import SEVERITIES, Severity
+from axtrace_blocks.email import EmailNotification
 from axtrace_blocks.policy import DeadlineOverride, EscalationLevel, OwnershipPolicy
 
 __all__ = [
     "SEVERITIES",
     "DeadlineOverride",
+    "EmailNotification",
     "EscalationLevel",
     "OwnershipPolicy",
     "Severity",
