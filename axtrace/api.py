@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from axtrace import access, actions, tokens
+from axtrace import access, actions, outbound, tokens
 from axtrace.dispatch import nudge
 from axtrace.errors import AxTraceError, Forbidden, Malformed, TooLarge, Unavailable
 from axtrace.intake.auth import authenticate, needs_io, reveal
@@ -504,14 +504,5 @@ def public(session: Session, alert: Alert, *, with_trace: bool = True) -> AlertP
     trace = repo.trace_of(session=session, alert_id=alert.id or 0) if with_trace else []
     data: dict[str, Any] = alert.model_dump()
     data["trace"] = [TraceEntry.model_validate(e, from_attributes=True) for e in trace]
-    data["flow_run_url"] = run_url(alert.flow_run_id)
+    data["flow_run_url"] = outbound.run_url(alert.flow_run_id)
     return AlertPublic.model_validate(data)
-
-
-def run_url(flow_run_id: str | None) -> str | None:
-    if not flow_run_id:
-        return None
-    from prefect.settings import PREFECT_UI_URL
-
-    base = PREFECT_UI_URL.value()
-    return f"{base}/runs/flow-run/{flow_run_id}" if base else None
