@@ -17,6 +17,13 @@ Nothing changes for the sender:
 - a ledger that is locked or away (``OperationalError``) fails the whole batch: each sender
   gets 503 and sends again.
 
+SQLite's own checkpoint (copying the WAL back into the database, with an fsync of each) would
+run on the writer thread, inline after the commit that crossed 1,000 WAL pages, and hold every
+delivery of the next batch for as long as the disk takes: hundreds of ms on a busy disk, the
+intake's whole p99. So the writer turns the automatic checkpoint off for this process's
+connections and a thread of its own checkpoints every ``CHECKPOINT_SECONDS`` (``PASSIVE``:
+never waits for, nor blocks, a writer).
+
 PostgreSQL (or any other database) takes concurrent writers well: there each delivery is
 committed in its own transaction on a worker thread.
 """
@@ -25,16 +32,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import threading
+import time
+from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlalchemy.exc import IntegrityError
 
 from axtrace.intake.service import Incoming, Reply, commit, write
 
 MAX_BATCH = 64
 """Deliveries in one transaction at most (a batch is what queued while the last one ran)."""
+CHECKPOINT_SECONDS = 1.0
+"""How often the checkpoint thread copies the WAL back into the database (SQLite)."""
+
+logger = logging.getLogger(__name__)
 
 Outcome = Reply | BaseException
 _Job = tuple[Incoming, "asyncio.Future[Reply]", asyncio.AbstractEventLoop]
@@ -59,6 +73,7 @@ class Writer:
         if self._thread is None:
             with self._starting:
                 if self._thread is None:
+                    checkpoints_off_the_writer(self.engine)
                     self._thread = threading.Thread(
                         target=self._run, name="axtrace-intake-writer", daemon=True)
                     self._thread.start()
@@ -111,3 +126,29 @@ def _settle(settled: list[tuple[asyncio.Future[Reply], Outcome]]) -> None:
             answer.set_exception(outcome)
         else:
             answer.set_result(outcome)
+
+
+def checkpoints_off_the_writer(engine: Engine) -> None:
+    """Connections of ``engine`` made from now on do not checkpoint after a commit; a daemon
+    thread checkpoints every :data:`CHECKPOINT_SECONDS` instead. The pool is emptied so no
+    connection made before keeps checkpointing inline."""
+    if engine.url.database in (None, "", ":memory:"):
+        return
+
+    def no_autocheckpoint(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.execute("PRAGMA wal_autocheckpoint=0")
+
+    event.listen(engine, "connect", no_autocheckpoint)
+    engine.dispose(close=False)  # connections in use finish their work, then are dropped
+    threading.Thread(target=_checkpoint_forever, args=(engine,), daemon=True,
+                     name="axtrace-wal-checkpoint").start()
+
+
+def _checkpoint_forever(engine: Engine) -> None:
+    while True:
+        time.sleep(CHECKPOINT_SECONDS)
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        except Exception:  # a ledger away now is the requests' 503, not a reason to stop
+            logger.warning("WAL checkpoint failed; trying again", exc_info=True)

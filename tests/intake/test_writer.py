@@ -102,3 +102,28 @@ def test_a_locked_ledger_fails_every_delivery_of_the_batch_and_stores_none(
         assert session.exec(select(Alert)).all() == []
     retried = asyncio.run(write_all(Writer(engine), [incoming(settings, "locked-0")]))
     assert retried[0].status == 202, "the sender's retry is accepted"
+
+
+def test_the_wal_is_checkpointed_by_a_thread_of_its_own_not_after_the_writers_commit(
+    settings: Settings, tmp_path: Path,
+) -> None:
+    """SQLite would checkpoint on the writer thread after the commit that crosses 1,000 WAL
+    pages (an fsync holding the next batch); the writer's connections do not, and the
+    checkpoint thread copies the WAL into the database file within a second or two."""
+    engine = make_engine(settings.ledger_url, settings.db_busy_timeout)
+    writer = Writer(engine)
+    replies = asyncio.run(write_all(writer, [incoming(settings, f"k{i}") for i in range(20)]))
+    assert [r.status for r in replies] == [202] * 20
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+    database = Path(settings.ledger_url.removeprefix("sqlite:///"))
+    copy = tmp_path / "main-file-only.db"  # what the database file holds without its WAL
+    for _ in range(50):
+        copy.write_bytes(database.read_bytes())
+        with sqlite3.connect(copy) as alone:
+            if alone.execute("SELECT count(*) FROM alert").fetchone()[0] == 20:
+                break
+        asyncio.run(asyncio.sleep(0.1))
+    else:
+        pytest.fail("the 20 alerts never reached the database file: nothing checkpointed")
+    engine.dispose()
