@@ -148,8 +148,10 @@ def _watchdog(alert: dict[str, Any], labels: dict[str, str], where: str,
     return make_envelope(
         where, source=group.flavour.source, action="heartbeat",
         site=_site(labels, where, group), key=_key(alert, labels, where), title=WATCHDOG,
+        severity=severity(labels.get("severity"), SEVERITY),
         detector=clip(labels.get("detector") or WATCHDOG_DETECTOR, MAX_DETECTOR_CHARS),
-        labels=labels, details={"status": _action(alert, where, group)},
+        labels=labels, starts_at=parse_time(alert.get("startsAt"), join(where, "startsAt")),
+        details={"status": _action(alert, where, group)},
     )
 
 
