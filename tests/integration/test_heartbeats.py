@@ -83,6 +83,8 @@ def test_a_silent_detector_raises_one_alert_and_run_and_its_heartbeat_resolves_i
                             what="the silence resolved at the source")
     assert closed["outcome"] == "resolved_at_source"
     assert "resolved" in [step["step"] for step in closed["trace"]]
+    verified = stack.axtrace("verify", "--ledger", "--sites", str(SITES), check=False)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
 def test_alertmanagers_watchdog_is_the_heartbeat_that_resolves_its_silence(
