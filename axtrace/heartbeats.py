@@ -316,8 +316,12 @@ async def check_once(detectors: Detectors) -> int:
     from axtrace.events import emit_steps
     from axtrace.ledger.models import Step
 
-    known = await detectors.get()
-    raised = await asyncio.to_thread(_check, known, utcnow())
+    try:
+        known = {site: listed for site, listed in (await detectors.get()).items() if listed}
+        raised = await asyncio.to_thread(_check, known, utcnow()) if known else []
+    except Exception:  # never in the way of the deadlines swept beside it
+        logger.exception("heartbeat check failed; the next pass tries again")
+        return 0
     if raised:
         nudge()
         emit_steps([(Step.RECEIVED.value, r, {"source": SOURCE}, f"intake:{SOURCE}")
