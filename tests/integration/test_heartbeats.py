@@ -9,6 +9,7 @@ session's ledger must not fill with silences."""
 
 from __future__ import annotations
 
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -18,8 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
-from axtrace.testing import Stack, wait_until
+from axtrace.testing import Stack, free_port, wait_until
 from tests.intake.support import load
+from tests.integration.test_intake import post_to_alertmanager, require
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -59,6 +61,15 @@ def started(stack: Stack, alert: dict[str, Any]) -> dict[str, Any]:
                           timeout=120, what="the silence's run assigning it")
 
 
+def open_silence(stack: Stack, site: str) -> dict[str, Any]:
+    """The silence of ``site`` no heartbeat has ended yet, once its run assigned it."""
+    def probe() -> list[dict[str, Any]]:
+        return [a for a in silences(stack, site) if a["source_resolved_at"] is None]
+
+    [alert] = wait_until(probe, timeout=60, what=f"an open silence at {site}")
+    return started(stack, alert)
+
+
 def restart_api(stack: Stack) -> None:
     from axtrace.runtime import stop
 
@@ -90,10 +101,8 @@ def test_a_silent_detector_raises_one_alert_and_run_and_its_heartbeat_resolves_i
 def test_alertmanagers_watchdog_is_the_heartbeat_that_resolves_its_silence(
     stack: Stack,
 ) -> None:
-    [alert] = wait_until(lambda: silences(stack, "hb-watch"), timeout=60,
-                         what="a silence alert")
+    alert = open_silence(stack, "hb-watch")
     assert alert["title"] == "detector alertmanager silent at hb-watch"
-    started(stack, alert)
     watchdog = load("alertmanager_watchdog.json")
     watchdog["commonLabels"]["site"] = "hb-watch"
     watchdog["alerts"] = watchdog["alerts"][:1]  # no detector label: alertmanager's own
@@ -131,3 +140,44 @@ def test_a_restart_while_a_detector_is_silent_raises_exactly_one_alert(stack: St
     for each in everything:
         started(stack, each)
     assert runs(stack, "hb-restart") == len(everything)
+
+
+@pytest.fixture
+def alertmanager(stack: Stack, tmp_path: Path) -> Iterator[str]:
+    """A real Alertmanager that notifies the stack's intake (Debian's prometheus-alertmanager)."""
+    from axtrace.runtime import stop, wait_healthy
+
+    binary = require("prometheus-alertmanager")
+    port = free_port()
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(f"""
+route: {{receiver: axtrace, group_by: [alertname, site], group_wait: 1s, repeat_interval: 1h}}
+receivers:
+  - name: axtrace
+    webhook_configs:
+      - url: http://127.0.0.1:{stack.api_port}/v1/alerts/alertmanager
+""")
+    with (tmp_path / "am.log").open("ab") as log:
+        proc = subprocess.Popen(
+            [binary, f"--config.file={config}", f"--storage.path={tmp_path / 'data'}",
+             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/-/ready", timeout=30, proc=proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(proc)
+
+
+def test_a_real_alertmanagers_watchdog_resolves_the_silence(
+    stack: Stack, alertmanager: str,
+) -> None:
+    alert = open_silence(stack, "hb-watch")
+
+    post_to_alertmanager(alertmanager, [{"labels": {
+        "alertname": "Watchdog", "severity": "none", "site": "hb-watch"},
+        "annotations": {"summary": "An alert that should always be firing."}}])
+
+    closed = stack.wait_for(alert["id"], lambda a: a["status"] == "closed", timeout=90,
+                            what="the silence resolved by the Watchdog")
+    assert closed["outcome"] == "resolved_at_source"
