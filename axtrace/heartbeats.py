@@ -27,7 +27,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Connection, bindparam, insert, select, update
@@ -36,6 +36,9 @@ from axtrace.errors import InvalidInput, Malformed, NotFound, Unavailable
 from axtrace.intake.envelope import AlertEnvelope
 from axtrace.ledger.models import Alert, Heartbeat, utcnow
 from axtrace.vocabulary import SITE_SLUG
+
+if TYPE_CHECKING:
+    from axtrace.intake.service import Received
 
 logger = logging.getLogger("axtrace.heartbeats")
 SOURCE = "heartbeat"
@@ -184,12 +187,12 @@ class Stale(Exception):
     """A heartbeat came between reading a row and raising its silence: nothing is raised."""
 
 
-def raise_silences(conn: Connection, known: Known, now: datetime) -> list[Any]:
+def raise_silences(conn: Connection, known: Known, now: datetime) -> list[Received]:
     """Watch every detector in ``known`` (a row for each new one) and raise an alert for
     each silence not raised yet; the intake's ``Received`` of each alert opened."""
     rows = {(r.site, r.detector): r for r in conn.execute(
         select(HEARTBEAT).where(HEARTBEAT.c.site.in_(list(known))))} if known else {}
-    raised = []
+    raised: list[Received] = []
     for site, detectors in known.items():
         for name, window in detectors.items():
             row = rows.get((site, name))
@@ -205,7 +208,7 @@ def raise_silences(conn: Connection, known: Known, now: datetime) -> list[Any]:
     return raised
 
 
-def _raise(conn: Connection, row_id: int, found: Silence, now: datetime) -> Any:
+def _raise(conn: Connection, row_id: int, found: Silence, now: datetime) -> Received | None:
     from axtrace.intake.service import apply
 
     done = apply(conn, envelope(found), now)
@@ -218,7 +221,8 @@ def _raise(conn: Connection, row_id: int, found: Silence, now: datetime) -> Any:
         raise Stale(f"{found.detector} at {found.site} was heard meanwhile")
     logger.warning("detector %s silent at %s since %s: alert %s", found.detector, found.site,
                    found.since.isoformat(), done["id"])
-    return done.get("alert")
+    opened: Received | None = done.get("alert")  # None: it was open already (a repeat)
+    return opened
 
 
 # --------------------------------------------------------------------------- Prefect
@@ -261,10 +265,11 @@ class Detectors:
 
 async def _from_policies() -> dict[str, dict[str, timedelta]]:
     from prefect import get_client
+    from prefect.client.schemas.objects import BlockDocument
 
     from axtrace.policyhistory import POLICY_BLOCK_TYPE
 
-    documents: list[Any] = []
+    documents: list[BlockDocument] = []
     async with get_client() as client:
         while True:  # the server answers at most 200 per page
             page = await client.read_block_documents_by_type(
@@ -300,7 +305,7 @@ def record(site: str, detector: str, *, via: str) -> dict[str, Any]:
                                                detector=detector, at=now, via=via))
 
 
-def _check(known: Known, now: datetime) -> list[Any]:
+def _check(known: Known, now: datetime) -> list[Received]:
     from axtrace.ledger.session import in_transaction
 
     try:
