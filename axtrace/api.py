@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from axtrace import access, actions, outbound, tokens
+from axtrace import access, actions, heartbeats, outbound, tokens
 from axtrace.dispatch import nudge
 from axtrace.errors import AxTraceError, Forbidden, Malformed, TooLarge, Unavailable
 from axtrace.intake.auth import authenticate, needs_io, reveal
@@ -191,6 +191,7 @@ def create_app(*, background: bool = True, bound_to: str | None = None) -> FastA
                   description="Alert intake and response actions of AxTrace.")
     app.state.sites = SiteCache()
     app.state.open_flag = OpenFlag()
+    app.state.detectors = heartbeats.Detectors()
     settings = get_settings()
     own = [settings.api_host, access.hostname(settings.base_api_url.partition("//")[2]),
            *([bound_to] if bound_to else [])]
@@ -216,6 +217,10 @@ def create_app(*, background: bool = True, bound_to: str | None = None) -> FastA
             description=intake_docs(source), openapi_extra=intake_openapi(source),
             responses=INTAKE_RESPONSES,
         )
+
+    app.add_api_route("/v1/heartbeats", _heartbeat, methods=["POST"], status_code=202,
+                      summary="A detector is alive", tags=["intake"],
+                      responses=HEARTBEAT_RESPONSES)
 
     @app.get("/v1/alerts")
     def list_alerts(
@@ -291,6 +296,30 @@ def _intake_route(source: str) -> Any:
 
     deliver.__name__ = f"deliver_{source.replace('-', '_')}"
     return deliver
+
+
+HEARTBEAT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {"description": "Recorded in the ledger; `resolving` names the alert of the "
+                         "detector's silence this heartbeat resolves, if any."},
+    401: {"description": "The native intake's credentials are required and missing."},
+    404: {"description": "No policy for the site, or the site watches no such detector."},
+    422: {"description": "A body without a valid site slug or detector name (named)."},
+}
+
+
+async def _heartbeat(request: Request) -> JSONResponse:
+    """Record that a detector is alive (body ``{"site", "detector"}``), with the credentials
+    of ``POST /v1/alerts``; a silence alert of the detector is resolved at the source."""
+    settings = get_settings()
+    check_headers(request.headers, settings.max_header_chars)
+    raw = await read_body(request, settings.max_body_bytes)
+    await asyncio.to_thread(authenticate, "native", request.headers, raw, settings)
+    body = heartbeats.parse_body(raw)
+    await request.app.state.detectors.check(body.site, body.detector)
+    answer = await asyncio.to_thread(heartbeats.record, body.site, body.detector, via="api")
+    if answer["resolving"] is not None:
+        nudge()  # its run is woken by the dispatcher now, not at its next poll
+    return JSONResponse(answer, status_code=202)
 
 
 async def _prepared(

@@ -24,6 +24,8 @@ def snapshot(policy: OwnershipPolicy) -> dict[str, Any]:
     for level in data.get("escalation_chain", []):
         if level.get("remind_every") is None:  # a policy without reminders keeps its version
             level.pop("remind_every", None)
+    if not data.get("detectors"):  # nor does a policy that watches no detector
+        data.pop("detectors", None)
     return data
 
 

@@ -63,7 +63,8 @@ class Settings(BaseSettings):
     api_url: str | None = Field(
         default=None, description="Where CLI commands reach the AxTrace API (default host:port)."
     )
-    sweep_seconds: float = Field(default=2.0, gt=0, description="How often deadlines are checked.")
+    sweep_seconds: float = Field(
+        default=2.0, gt=0, description="How often deadlines and detector heartbeats are checked.")
     dispatch_seconds: float = Field(default=0.5, gt=0, description="Outbox poll interval.")
     dispatch_concurrency: int = Field(default=8, ge=1, description="Run creations in flight.")
     runner_poll_seconds: float = Field(default=1.0, gt=0, description="How often `serve` polls.")

@@ -6,6 +6,9 @@ the ledger and this loop resumes the waiting run with an empty answer; the flow 
 due (:func:`axtrace.workflow.deadline_step`) and escalates, marks the alert ignored or overdue,
 or reminds. Deadlines that passed while nothing was running fire on the first pass after a
 restart, and the flow records how late they fired.
+
+Each pass also runs the detectors' dead-man switch (:func:`axtrace.heartbeats.check_once`):
+it lives here because it is a deadline too, kept in the ledger and checked as often.
 """
 
 from __future__ import annotations
@@ -47,11 +50,15 @@ async def sweep_once(client: Any) -> int:
 async def run_sweeper(stop: asyncio.Event, *, interval: float) -> None:
     from prefect import get_client
 
+    from axtrace.heartbeats import Detectors, check_once
+
+    detectors = Detectors()
     while not stop.is_set():
         try:
             async with get_client() as client:
                 while not stop.is_set():
                     await sweep_once(client)
+                    await check_once(detectors)
                     await _sleep(stop, interval)
         except Exception:
             logger.exception("sweep failed; retrying")

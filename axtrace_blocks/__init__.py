@@ -7,11 +7,12 @@ lookup, worker start and server start, so it must stay cheap: Prefect, pydantic 
 
 from axtrace.vocabulary import SEVERITIES, Severity
 from axtrace_blocks.email import EmailNotification
-from axtrace_blocks.policy import DeadlineOverride, EscalationLevel, OwnershipPolicy
+from axtrace_blocks.policy import DeadlineOverride, Detector, EscalationLevel, OwnershipPolicy
 
 __all__ = [
     "SEVERITIES",
     "DeadlineOverride",
+    "Detector",
     "EmailNotification",
     "EscalationLevel",
     "OwnershipPolicy",

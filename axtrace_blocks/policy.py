@@ -113,6 +113,33 @@ class DeadlineOverride(BaseModel):
         return None if value is None else _positive(value, info.field_name)
 
 
+class Detector(BaseModel):
+    """A detector the site must hear from (a dead-man switch): silence longer than
+    ``heartbeat_within`` raises one alert, and its next heartbeat resolves it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        min_length=1, max_length=200,
+        description="The detector's name, as its heartbeats and Watchdog label give it.",
+    )
+    heartbeat_within: Duration = Field(
+        description="Longest silence allowed between two heartbeats, e.g. '10m' or 'PT10M'.",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _named(cls, name: str) -> str:
+        if not name.strip() or name != name.strip():
+            raise ValueError(f"name must not be empty or start or end with a space, got {name!r}")
+        return name
+
+    @field_validator("heartbeat_within")
+    @classmethod
+    def _positive_window(cls, value: timedelta) -> timedelta:
+        return _positive(value, "heartbeat_within")
+
+
 class OwnershipPolicy(Block):
     """Who owns AI alerts at one site: the owning team, an escalation chain of responders with
     acknowledge deadlines (and optional reminders), and the resolve deadline. AxTrace pins the
@@ -188,6 +215,24 @@ class OwnershipPolicy(Block):
             "@everyone, <!here> ...); mentions inside alert fields are always neutralised."
         ),
     )
+
+    detectors: list[Detector] = Field(
+        default_factory=list,
+        description=(
+            "Detectors this site must hear from, each with the longest silence allowed; a "
+            "silent one raises an alert (source 'heartbeat'). Empty watches none."
+        ),
+    )
+
+    @field_validator("detectors")
+    @classmethod
+    def _unique_detectors(cls, detectors: list[Detector]) -> list[Detector]:
+        seen: set[str] = set()
+        for detector in detectors:
+            if detector.name in seen:
+                raise ValueError(f"detector '{detector.name}' is listed twice")
+            seen.add(detector.name)
+        return detectors
 
     @model_validator(mode="before")
     @classmethod

@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from axtrace.errors import InvalidInput
 from axtrace.vocabulary import Severity
 
-Action = Literal["fire", "resolve", "acknowledge"]
+Action = Literal["fire", "resolve", "acknowledge", "heartbeat"]
+"""``heartbeat``: a detector is alive (Alertmanager's ``Watchdog``); it opens no alert."""
 
 
 class ParseError(InvalidInput):

@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from axtrace import heartbeats
 from axtrace.errors import AxTraceError, Conflict
 from axtrace.intake.envelope import AlertEnvelope, ParseError, SourceConfig
 from axtrace.intake.registry import RESOLVES_EARLY, parse
@@ -247,7 +248,7 @@ def _envelopes(
                           default_site=cfg.default_site)
     envelopes = parse(source, body, config, max_alerts=settings.max_alerts_per_delivery)
     for index, envelope in enumerate(envelopes):
-        if envelope.site is None and envelope.action != "fire":
+        if envelope.site is None and envelope.action not in ("fire", "heartbeat"):
             continue  # a resolve may name only its key: it is found by source and key
         if envelope.site is None:
             raise ParseError(
@@ -369,7 +370,16 @@ def _store(
 ANY_SITE = "*"
 
 
+def apply(conn: Connection, envelope: AlertEnvelope, now: datetime) -> dict[str, Any]:
+    """What one envelope does, in the caller's transaction, exactly as a delivery's would:
+    a firing opens an occurrence (alert, ``received`` step, outbox row) or counts a repeat,
+    a resolve resolves at the source. Used by the heartbeat check (:mod:`axtrace.heartbeats`)."""
+    return _apply(conn, envelope, now)
+
+
 def _apply(conn: Connection, envelope: AlertEnvelope, now: datetime) -> dict[str, Any]:
+    if envelope.action == "heartbeat":
+        return heartbeats.from_envelope(conn, envelope, now)
     key = repo.open_key(site=envelope.site or ANY_SITE, source=envelope.source,
                         key=envelope.key)
     if envelope.site is None:

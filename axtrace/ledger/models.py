@@ -217,6 +217,26 @@ class SourceResolution(SQLModel, table=True):
     received_at: datetime = _ts(nullable=False)
 
 
+class Heartbeat(SQLModel, table=True):
+    """What the ledger knows of one detector a site must hear from: when it was last heard
+    (or first watched), and the alert its current silence raised, if any."""
+
+    __table_args__ = (UniqueConstraint("site", "detector", name="uq_heartbeat_site_detector"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    site: str = Field(max_length=63)
+    detector: str = Field(max_length=200)
+    watched_since: datetime = _ts(nullable=False)
+    """When the check first saw it in the policy, or its first heartbeat: silence counts from
+    here until a heartbeat comes."""
+    last_seen_at: datetime | None = _ts()
+    last_via: str | None = Field(default=None, max_length=32, description="api or alertmanager.")
+    beats: int = Field(default=0, description="Heartbeats received.")
+    silent_alert_id: int | None = Field(
+        default=None, foreign_key="alert.id",
+        description="The alert this silence raised; cleared by the next heartbeat.")
+
+
 class ResponderToken(SQLModel, table=True):
     """A person's API token; only its SHA-256 is kept (the token is shown once, at creation).
 

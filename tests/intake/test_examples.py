@@ -48,6 +48,12 @@ EXPECTED: dict[str, list[tuple[str | None, str, str, str, str, str | None]]] = {
         ("lyon-plant", "0f4ad0e0a7c2b9e1", "fire", "medium", "DefectRateAnomaly",
          "2025-05-06T11:00:00+00:00"),
     ],
+    "alertmanager_watchdog.json": [  # heartbeats, not alerts (axtrace.heartbeats)
+        ("berlin-plant", "e6c2b0a9d1f0e4b2", "heartbeat", "low", "Watchdog",
+         "2025-05-06T06:00:00.118000+00:00"),
+        ("berlin-plant", "a41f7c3e95d20b18", "heartbeat", "low", "Watchdog",
+         "2025-05-06T06:00:00.118000+00:00"),
+    ],
     "grafana_firing.json": [
         ("berlin-plant", "c6eadffa33fcdf37", "fire", "high", "Scrap rate above 4 % on line 3",
          "2021-10-12T09:51:03.157076+02:00"),
@@ -138,6 +144,7 @@ def test_example_parses_the_same_every_time(name: str) -> None:
         ("alertmanager_legacy_no_fingerprint.json", "inference-gateway", None,
          "http://example.com:9090/graph?g0.expr=go_memstats_alloc_bytes+%3E+0&g0.tab=1"),
         ("alertmanager_truncated_new_fields.json", "defect-rate-isolation-forest", "0.9", None),
+        ("alertmanager_watchdog.json", "alertmanager", None, None),
         ("grafana_firing.json", None, None, "https://grafana.example.com/alerting/1afz29v7z/edit"),
         ("grafana_new_fields.json", "label-reader", "5.0.2",
          "https://grafana.example.com/d/ai-models?orgId=3&viewPanel=7"),

@@ -220,3 +220,14 @@ def test_an_overdue_alert_implies_its_overdue_step(session: Session, ledger: Led
         "received", "assigned", "notified", "acknowledged", "escalated", "notified"])
     [finding] = verify_ledger(session)
     assert (finding.what, finding.found) == ("alert 2 trace", "missing overdue (truncated?)")
+
+
+def test_an_alert_its_source_resolved_before_anyone_acknowledged_it_implies_no_ignored_step(
+    session: Session, ledger: Ledger,
+) -> None:
+    """A silent detector's alert resolved by its next heartbeat, say: open, then resolved."""
+    ledger.alert("alpha", resolve=30, outcome="resolved_at_source")
+    assert verify_ledger(session) == []
+    ledger.alert("alpha", resolve=30, outcome="fixed")  # a person's resolve needs an ack
+    [finding] = verify_ledger(session)
+    assert (finding.what, finding.found) == ("alert 2 trace", "missing ignored (truncated?)")

@@ -18,6 +18,10 @@ Severity, from ``labels.severity`` (case-insensitive; anything else, or none, is
     warning, warn, medium, minor -> medium
     info, informational, low, none -> low
 
+Alertmanager's always-firing ``Watchdog`` (``alertname=Watchdog``) opens no alert: it is a
+heartbeat (:mod:`axtrace.heartbeats`) of the detector its ``detector`` label names, else of
+``alertmanager``, at its site; a resolved ``Watchdog`` is no heartbeat and is ignored.
+
 Grafana's webhook has the same shape; :mod:`.grafana` reuses :func:`parse_group`.
 """
 
@@ -65,6 +69,9 @@ SEVERITY = {
     "none": "low",
 }
 ACTIONS = {"firing": "fire", "resolved": "resolve"}
+WATCHDOG = "Watchdog"
+WATCHDOG_DETECTOR = "alertmanager"
+"""The detector a ``Watchdog`` alert beats for when it has no ``detector`` label."""
 GROUP_DETAILS = ("receiver", "groupKey", "externalURL", "version", "truncatedAlerts")
 
 
@@ -111,6 +118,8 @@ def _alert(item: object, where: str, group: _Group) -> AlertEnvelope:
     labels = clean_labels(alert.get("labels"), join(where, "labels"))
     annotations = opt_obj(alert.get("annotations"), join(where, "annotations"))
     ends_at = parse_time(alert.get("endsAt"), join(where, "endsAt"))
+    if labels.get("alertname") == WATCHDOG and group.flavour.source == "alertmanager":
+        return _watchdog(alert, labels, where, group)
     return make_envelope(
         where,
         source=group.flavour.source,
@@ -130,6 +139,19 @@ def _alert(item: object, where: str, group: _Group) -> AlertEnvelope:
             "annotations": annotations,
             "ends_at": ends_at.isoformat() if ends_at else None,
         },
+    )
+
+
+def _watchdog(alert: dict[str, Any], labels: dict[str, str], where: str,
+              group: _Group) -> AlertEnvelope:
+    """A heartbeat of the ``detector`` label's detector (else ``alertmanager``)."""
+    return make_envelope(
+        where, source=group.flavour.source, action="heartbeat",
+        site=_site(labels, where, group), key=_key(alert, labels, where), title=WATCHDOG,
+        severity=severity(labels.get("severity"), SEVERITY),
+        detector=clip(labels.get("detector") or WATCHDOG_DETECTOR, MAX_DETECTOR_CHARS),
+        labels=labels, starts_at=parse_time(alert.get("startsAt"), join(where, "startsAt")),
+        details={"status": _action(alert, where, group)},
     )
 
 
