@@ -24,6 +24,8 @@ def snapshot(policy: OwnershipPolicy) -> dict[str, Any]:
     for level in data.get("escalation_chain", []):
         if level.get("remind_every") is None:  # a policy without reminders keeps its version
             level.pop("remind_every", None)
+    if not data.get("maintenance"):  # nor does a policy without maintenance windows
+        data.pop("maintenance", None)
     return data
 
 

@@ -23,6 +23,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from axtrace.vocabulary import SEVERITIES, SITE_SLUG, shorthand_duration
+from axtrace_blocks.maintenance import MaintenanceWindow
 
 
 def _parse_duration(value: Any) -> Any:
@@ -179,6 +180,13 @@ class OwnershipPolicy(Block):
             "Jinja text of the notification, rendered in a sandbox with alert, level, "
             "responders, deadline and action (acknowledge or resolve); empty uses the standard "
             "text."
+        ),
+    )
+    maintenance: list[MaintenanceWindow] = Field(
+        default_factory=list,
+        description=(
+            "Maintenance windows: an alert received in one is recorded and assigned, but no "
+            "one is paged until the window ends."
         ),
     )
     allow_mass_mentions: bool = Field(

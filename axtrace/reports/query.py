@@ -340,11 +340,16 @@ def acks_on_time(conn: Connection, where: Where) -> Rows:
     return conn.execute(query).all()
 
 
+DEADLINE_STEPS = [Step.ESCALATED.value, Step.REMINDED.value, Step.SUPPRESSED.value,
+                  Step.RELEASED.value]
+
+
 def deadline_steps(conn: Connection, where: Where) -> Rows:
-    """Per site: escalations for the acknowledge deadline and for the resolve deadline, and
-    reminders, counted as steps of the alerts in scope. An escalation whose reason is not the
-    resolve deadline was for the acknowledge deadline (the only kind before resolve deadlines
-    escalated)."""
+    """Per site: escalations for the acknowledge deadline and for the resolve deadline,
+    reminders, and alerts suppressed and released by maintenance windows, counted as steps of
+    the alerts in scope (each alert is suppressed and released at most once). An escalation
+    whose reason is not the resolve deadline was for the acknowledge deadline (the only kind
+    before resolve deadlines escalated)."""
     reason = func.coalesce(T.detail["reason"].as_string(), "")
     escalated = T.step == Step.ESCALATED.value
     query = (
@@ -353,9 +358,11 @@ def deadline_steps(conn: Connection, where: Where) -> Rows:
                    "escalated_ack"),
                count_if(and_(escalated, reason == RESOLVE_DEADLINE_PASSED)).label(
                    "escalated_resolve"),
-               count_if(T.step == Step.REMINDED.value).label("reminded"))
+               count_if(T.step == Step.REMINDED.value).label("reminded"),
+               count_if(T.step == Step.SUPPRESSED.value).label("suppressed"),
+               count_if(T.step == Step.RELEASED.value).label("released"))
         .select_from(TRACE.join(ALERT, A.id == T.alert_id))
-        .where(T.step.in_([Step.ESCALATED.value, Step.REMINDED.value]), *where.terms())
+        .where(T.step.in_(DEADLINE_STEPS), *where.terms())
         .group_by(where.col(A.site))
     )
     return conn.execute(query).all()

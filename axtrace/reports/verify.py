@@ -251,6 +251,7 @@ class AlertState(Protocol):
     acknowledged_at: datetime | None
     resolved_at: datetime | None
     overdue_at: datetime | None
+    suppressed_until: datetime | None
     trace_len: int
     trace_head: str
     trace_seal: str | None
@@ -259,13 +260,15 @@ class AlertState(Protocol):
 
 STATE = tuple(dict.fromkeys((
     "id", "site", "status", "level", "notified_level", "acknowledged_at", "resolved_at",
-    "overdue_at", "trace_len", "trace_head", "trace_seal", "state_seal", *seal.SEALED)))
+    "overdue_at", "suppressed_until", "trace_len", "trace_head", "trace_seal", "state_seal",
+    *seal.SEALED)))
 
 
 def implied_steps(alert: AlertState) -> set[str]:
     """Steps the alert's state says its trace must hold. Level 2 or beyond implies an
-    ``escalated`` step (for either deadline); ``overdue_at`` an ``overdue`` step. A
-    ``reminded`` step leaves no mark on the alert's state, so none is implied."""
+    ``escalated`` step (for either deadline); ``overdue_at`` an ``overdue`` step;
+    ``suppressed_until`` a ``suppressed`` step. A ``reminded`` or ``released`` step leaves no
+    mark on the alert's state, so none is implied."""
     steps = {Step.RECEIVED.value}
     if alert.level >= 1:
         steps.add(Step.ASSIGNED.value)
@@ -279,6 +282,8 @@ def implied_steps(alert: AlertState) -> set[str]:
         steps.add(Step.IGNORED.value)
     if alert.overdue_at is not None:
         steps.add(Step.OVERDUE.value)
+    if alert.suppressed_until is not None:
+        steps.add(Step.SUPPRESSED.value)
     if alert.resolved_at is not None:
         steps.add(Step.RESOLVED.value)
     if alert.status == Status.CLOSED:
