@@ -487,7 +487,7 @@ def resolve_at_source(alert_id: int) -> dict[str, Any]:
         alert.status, alert.outcome = Status.RESOLVED.value, Outcome.RESOLVED_AT_SOURCE.value
         actor = f"source:{alert.source}"
         alert.resolved_at, alert.resolved_by, alert.ack_deadline = now, actor, None
-        alert.remind_at = None
+        alert.remind_at, alert.suppressed_until = None, None
         return [_record(session, alert, Step.RESOLVED, actor, {
             "outcome": alert.outcome, "at_source": True, "level": alert.level,
             "source_resolved_at": alert.source_resolved_at,

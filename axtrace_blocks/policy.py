@@ -182,18 +182,18 @@ class OwnershipPolicy(Block):
             "text."
         ),
     )
-    maintenance: list[MaintenanceWindow] = Field(
-        default_factory=list,
-        description=(
-            "Maintenance windows: an alert received in one is recorded and assigned, but no "
-            "one is paged until the window ends."
-        ),
-    )
     allow_mass_mentions: bool = Field(
         default=False,
         description=(
             "Let the notification template's own text mention everyone (@channel, @here, "
             "@everyone, <!here> ...); mentions inside alert fields are always neutralised."
+        ),
+    )
+    maintenance: list[MaintenanceWindow] = Field(
+        default_factory=list,
+        description=(
+            "Maintenance windows: an alert received in one is recorded and assigned, but no "
+            "one is paged until the window ends."
         ),
     )
 

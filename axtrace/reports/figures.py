@@ -27,7 +27,8 @@ happened to them afterwards counts as of ``now`` (the time the report is made). 
 - **step adherence**: share of closed alerts whose trace, ``refused`` steps set aside, reads
   ``received, assigned, notified, (escalated, notified)*, acknowledged | ignored, resolved,
   closed`` exactly (no step missing, repeated or out of order); ``suppressed, released`` may
-  come before ``notified`` (a maintenance window); after ``acknowledged``,
+  come before ``notified`` (a maintenance window), and ``received, assigned, suppressed,
+  resolved, closed`` (resolved at the source in the window) adheres too; after ``acknowledged``,
   ``reminded`` steps, ``escalated, notified`` pairs for the resolve deadline and one
   ``overdue`` may come, in that order of events (see :data:`ADHERENT`).
 - **outcomes**: resolved alerts per outcome (the reason code chosen at resolution);
@@ -77,12 +78,13 @@ MAX_WEEKS = 260
 _EPOCH_MONDAY = date(1969, 12, 29)
 _NEVER = datetime.min.replace(tzinfo=UTC)
 ADHERENT = re.compile(
-    r"received,assigned,(suppressed,released,)?notified(,escalated,notified)*,"
+    r"received,assigned,(suppressed,resolved|(suppressed,released,)?notified(,escalated,notified)*,"
     r"(ignored|acknowledged(,reminded)*(,escalated,notified(,reminded)*)*(,overdue(,reminded)*)?)"
-    r",resolved,closed")
+    r",resolved),closed")
 """The required steps in the required order, ``refused`` steps set aside: a maintenance window
-may hold the chain back (``suppressed, released``) before it starts; after an
-acknowledgement, reminders, escalations for the resolve deadline and at most one ``overdue``."""
+may hold the chain back (``suppressed, released``) before it starts, or the source resolve the
+alert while it is held (``suppressed, resolved``); after an acknowledgement, reminders,
+escalations for the resolve deadline and at most one ``overdue``."""
 _TOKEN = re.compile(r"(\d+)(\D.*)")
 
 

@@ -202,16 +202,23 @@ class Where:
 
 def ignored() -> ColumnElement[bool]:
     """No one acknowledged at any level: marked ignored, or resolved without acknowledgement
-    (the workflow only lets an alert be resolved unacknowledged after it was marked ignored)."""
+    (the workflow only lets an alert be resolved unacknowledged after it was marked ignored,
+    or by its source) once someone was notified (not one resolved at its source while a
+    maintenance window held it back: no one was asked)."""
     return and_(A.acknowledged_at.is_(None),
-                or_(A.status == Status.IGNORED.value, A.resolved_at.is_not(None)))
+                or_(A.status == Status.IGNORED.value, asked_and_resolved()))
+
+
+def asked_and_resolved() -> ColumnElement[bool]:
+    """Resolved after someone was notified of it."""
+    return and_(A.resolved_at.is_not(None), A.notified_level >= 1)
 
 
 def ack_due(as_of: datetime) -> ColumnElement[bool]:
     """The first acknowledge deadline is settled: acknowledged, escalated, ignored (marked, or
     resolved unacknowledged), or still open past it. (``ignored()`` folded in, for speed.)"""
     return or_(A.acknowledged_at.is_not(None), A.level >= 2,
-               A.status == Status.IGNORED.value, A.resolved_at.is_not(None),
+               A.status == Status.IGNORED.value, asked_and_resolved(),
                and_(A.status == Status.OPEN.value, A.ack_deadline < as_of))
 
 
