@@ -37,7 +37,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from axtrace.ledger import repo, seal
-from axtrace.ledger.models import Delivery, OutboxItem, Status, Step, TraceEvent
+from axtrace.ledger.models import Delivery, OutboxItem, Outcome, Status, Step, TraceEvent
 from axtrace.reports.query import ALERT
 from axtrace.settings import get_settings
 
@@ -250,6 +250,7 @@ class AlertState(Protocol):
     notified_level: int
     acknowledged_at: datetime | None
     resolved_at: datetime | None
+    outcome: str | None
     overdue_at: datetime | None
     suppressed_until: datetime | None
     trace_len: int
@@ -267,8 +268,10 @@ STATE = tuple(dict.fromkeys((
 def implied_steps(alert: AlertState) -> set[str]:
     """Steps the alert's state says its trace must hold. Level 2 or beyond implies an
     ``escalated`` step (for either deadline); ``overdue_at`` an ``overdue`` step;
-    ``suppressed_until`` a ``suppressed`` step. A ``reminded`` or ``released`` step leaves no
-    mark on the alert's state, so none is implied."""
+    ``suppressed_until`` a ``suppressed`` step. Resolved without an acknowledgement implies
+    ``ignored``, unless its source resolved it (it may do so while the alert is open). A
+    ``reminded`` or ``released`` step leaves no mark on the alert's state, so none is
+    implied."""
     steps = {Step.RECEIVED.value}
     if alert.level >= 1:
         steps.add(Step.ASSIGNED.value)
@@ -278,8 +281,9 @@ def implied_steps(alert: AlertState) -> set[str]:
         steps.add(Step.ESCALATED.value)
     if alert.acknowledged_at is not None:
         steps.add(Step.ACKNOWLEDGED.value)
-    elif alert.status == Status.IGNORED or alert.resolved_at is not None:
-        steps.add(Step.IGNORED.value)
+    elif alert.status == Status.IGNORED or (
+            alert.resolved_at is not None and alert.outcome != Outcome.RESOLVED_AT_SOURCE):
+        steps.add(Step.IGNORED.value)  # a source may resolve an alert no one acknowledged
     if alert.overdue_at is not None:
         steps.add(Step.OVERDUE.value)
     if alert.suppressed_until is not None:

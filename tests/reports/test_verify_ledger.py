@@ -220,3 +220,16 @@ def test_an_overdue_alert_implies_its_overdue_step(session: Session, ledger: Led
         "received", "assigned", "notified", "acknowledged", "escalated", "notified"])
     [finding] = verify_ledger(session)
     assert (finding.what, finding.found) == ("alert 2 trace", "missing overdue (truncated?)")
+
+
+def test_suppressed_and_released_alerts_verify_and_a_held_one_implies_its_suppressed_step(
+    session: Session, ledger: Ledger,
+) -> None:
+    ledger.alert("alpha", suppress=600, ack=660, resolve=1200)
+    ledger.alert("alpha", suppress=600, resolve=300, outcome="resolved_at_source")
+    ledger.alert("alpha", after=(NOW - T0).total_seconds() - 60, suppress=600)
+    assert verify_ledger(session) == []
+    ledger.alert("beta", after=(NOW - T0).total_seconds() - 60, suppress=600,
+                 steps=["received", "assigned"])
+    [finding] = verify_ledger(session)
+    assert (finding.what, finding.found) == ("alert 4 trace", "missing suppressed (truncated?)")
