@@ -47,6 +47,25 @@ def step(alert: dict[str, Any], name: str) -> dict[str, Any]:
     return next(e for e in alert["trace"] if e["step"] == name)
 
 
+def ledger_findings(alert_id: int) -> list[Any]:
+    """What ``verify --ledger`` says of this alert: its trace (chain, implied steps) and its
+    keyed seals, read from the stack's ledger with the key its processes share."""
+    from sqlmodel import Session
+
+    from axtrace.ledger import repo
+    from axtrace.ledger.db import engine_for
+    from axtrace.ledger.seal import ledger_key
+    from axtrace.reports.verify import check_seals, check_trace
+    from axtrace.settings import get_settings
+
+    key = ledger_key(create=False)
+    assert key is not None
+    with Session(engine_for(get_settings().ledger_url)) as session:
+        alert = repo.get_alert(session=session, alert_id=alert_id)
+        events = repo.trace_of(session=session, alert_id=alert_id)
+        return [*check_trace(alert, events), *check_seals(alert, events, key)]
+
+
 def suppressed_run(stack: Stack, alert_id: int) -> dict[str, Any]:
     """Wait until the alert's run is suspended in its maintenance window."""
     def probe() -> dict[str, Any] | None:
@@ -94,6 +113,7 @@ def test_an_alert_in_a_window_is_suppressed_then_released_and_notified_when_it_e
     assert acked.status_code == 200, acked.text
     assert step(acked.json(), "acknowledged")["detail"]["late_by_s"] is None, (
         "the acknowledge deadline counts from the release, not from receipt")
+    assert ledger_findings(alert_id) == []
 
 
 def test_a_resolve_from_the_source_during_the_window_closes_it_and_no_one_is_notified(
@@ -111,6 +131,8 @@ def test_a_resolve_from_the_source_during_the_window_closes_it_and_no_one_is_not
     assert steps(closed) == ["received", "assigned", "suppressed", "resolved", "closed"]
     assert closed["outcome"] == "resolved_at_source"
     assert "notified" not in steps(closed)
+    assert closed["suppressed_until"] is None
+    assert ledger_findings(alert_id) == [], "no ignored step is implied: no one was asked"
 
 
 def test_a_restart_of_the_serving_process_while_a_window_is_pending_still_releases(
