@@ -26,7 +26,7 @@ from pydantic import (
 from axtrace.vocabulary import shorthand_duration
 
 if TYPE_CHECKING:
-    from dateutil.rrule import rrule, rruleset
+    from dateutil.rrule import rrule
 
 DEFAULT_DTSTART = datetime(2000, 1, 1, tzinfo=UTC)
 """Where a recurring window without ``dtstart`` counts from: midnight UTC, so the rule's
@@ -35,6 +35,9 @@ FREQUENCIES = ("DAILY", "WEEKLY", "MONTHLY", "YEARLY")
 """How often a window may recur at most: finer rules would be walked from ``dtstart`` on
 every alert (and are not maintenance windows)."""
 _FREQ = re.compile(r"FREQ=([A-Z]+)")
+_INTERVAL = re.compile(r"INTERVAL=([^;\s]*)")
+PROBE = timedelta(days=4 * 366)
+"""A rule must occur at least once this soon after its ``dtstart`` (leap days do)."""
 
 
 def _duration(value: Any) -> Any:
@@ -46,22 +49,41 @@ def _duration(value: Any) -> Any:
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
-def parse_rule(text: str, dtstart: datetime | None) -> rrule | rruleset:
+def parse_rule(text: str, dtstart: datetime | None) -> rrule:
     """The recurrence ``text`` describes, counted from ``dtstart`` (default
-    :data:`DEFAULT_DTSTART`); ValueError naming what is wrong."""
-    from dateutil.rrule import rrulestr
+    :data:`DEFAULT_DTSTART`); ValueError naming what is wrong. Rules that would make
+    dateutil search without end are refused: an ``INTERVAL`` below 1, and a rule with no
+    occurrence in the :data:`PROBE` after ``dtstart`` (e.g. February 30th; dateutil walks
+    to the year 9999 to find that out, which takes seconds for a daily rule, once, when the
+    window is checked)."""
+    from dateutil.rrule import rrule, rrulestr
 
-    frequency = _FREQ.search(text.upper())
-    if frequency is None:
-        raise ValueError(f"rrule {text!r} has no FREQ=; e.g. 'FREQ=WEEKLY;BYDAY=SU;BYHOUR=2'")
-    if frequency[1] not in FREQUENCIES:
-        raise ValueError(f"rrule FREQ={frequency[1]} recurs too often for a maintenance "
-                         f"window; use one of {', '.join(FREQUENCIES)}")
+    _check_frequency(text)
+    start = dtstart or DEFAULT_DTSTART
     try:
-        parsed: rrule | rruleset = rrulestr(text, dtstart=dtstart or DEFAULT_DTSTART)
+        parsed = rrulestr(text, dtstart=start)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         raise ValueError(f"rrule {text!r} is not valid RFC 5545: {exc}") from exc
+    if not isinstance(parsed, rrule):
+        raise ValueError(f"rrule {text!r} must be one RRULE, without EXDATE or RDATE")
+    if parsed.replace(count=None, until=start + PROBE).after(start, inc=True) is None:
+        raise ValueError(f"rrule {text!r} has no occurrence in the {PROBE.days} days from "
+                         f"{start.isoformat()}")
     return parsed
+
+
+def _check_frequency(text: str) -> None:
+    upper = text.upper()
+    frequencies = _FREQ.findall(upper)
+    if len(frequencies) != 1:
+        raise ValueError(f"rrule {text!r} needs exactly one FREQ=; e.g. "
+                         "'FREQ=WEEKLY;BYDAY=SU;BYHOUR=2'")
+    if frequencies[0] not in FREQUENCIES:
+        raise ValueError(f"rrule FREQ={frequencies[0]} recurs too often for a maintenance "
+                         f"window; use one of {', '.join(FREQUENCIES)}")
+    for interval in _INTERVAL.findall(upper):  # dateutil would loop for ever on 0
+        if not (interval.isdigit() and int(interval) >= 1):
+            raise ValueError(f"rrule INTERVAL={interval} must be a whole number of at least 1")
 
 
 class MaintenanceWindow(BaseModel):
