@@ -103,7 +103,7 @@ def actor(caller: Caller, claimed: str | None) -> str:
 def visible(caller: Caller, site: str, alert_id: int) -> None:
     """An alert of a site the caller's token does not cover is answered as not existing."""
     if not caller.sees(site):
-        raise NotFound(f"no alert with id {alert_id}", field="alert_id")
+        raise NotFound(f"no alert with id {alert_id}", field="alert_id", location="path")
 
 
 def report_sites(caller: Caller, asked: Collection[str]) -> list[str]:

@@ -73,7 +73,6 @@ async def act(
 ) -> Alert:
     """Give the alert's waiting run this answer; return the alert once the run has taken it."""
     from prefect import get_client
-    from prefect.client.schemas.responses import SetStateStatus
 
     if not who.strip():
         raise InvalidInput("responder must not be empty", field="responder")
@@ -84,6 +83,7 @@ async def act(
     if action == "resolve":
         answer["outcome"] = outcome
     deadline = time.monotonic() + wait_seconds
+    refused = ""
     async with get_client() as client:
         while True:
             alert = await asyncio.to_thread(load_alert, alert_id)
@@ -91,24 +91,34 @@ async def act(
                 await asyncio.to_thread(_check_status, alert, action, who)
             else:
                 await asyncio.to_thread(_check, alert, action, who)
-                run = await client.read_flow_run(alert.flow_run_id)  # type: ignore[arg-type]
-                state = run.state
-                key = f"{action}-{alert.wait_seq}"
-                if state and state.is_paused() and state.state_details.pause_key == key:
-                    result = await client.resume_flow_run(run.id, run_input=answer)
-                    if result.status == SetStateStatus.ACCEPT:
-                        taken = await _taken(alert, deadline)
-                        await asyncio.to_thread(_check_won, alert, taken, action, who)
-                        return taken
-                    reason = str(getattr(result.details, "reason", "") or "")
-                    if "validat" in reason.lower():
-                        raise InvalidInput(reason, field="responder")
+                taken, refused = await _offer(client, alert, action, answer, deadline)
+                if taken is not None:
+                    await asyncio.to_thread(_check_won, alert, taken, action, who)
+                    return taken
             if time.monotonic() > deadline:
-                raise Unavailable(
-                    f"the run of alert {alert_id} is not waiting for {action} yet; try again",
-                    field="alert_id",
-                )
+                why = f" (its last refusal: {refused})" if refused else ""
+                raise Unavailable(f"the run of alert {alert_id} is not waiting for {action} "
+                                  f"yet; try again{why}", field="alert_id")
             await asyncio.sleep(0.3)
+
+
+async def _offer(client: Any, alert: Alert, action: Action, answer: dict[str, Any],
+                 deadline: float) -> tuple[Alert | None, str]:
+    """Resume the alert's run with ``answer`` if it waits for this action: the alert once the
+    run has taken it, else None and Prefect's reason for a refusal ("" if it was not waiting).
+    A refusal (the run moved on between the read and the resume) is not an error: the next
+    pass checks the alert again, and says why or lets the answer through."""
+    from prefect.client.schemas.responses import SetStateStatus
+
+    run = await client.read_flow_run(alert.flow_run_id)
+    state = run.state
+    if not (state and state.is_paused()
+            and state.state_details.pause_key == f"{action}-{alert.wait_seq}"):
+        return None, ""
+    result = await client.resume_flow_run(run.id, run_input=answer)
+    if result.status != SetStateStatus.ACCEPT:
+        return None, str(getattr(result.details, "reason", "") or "")
+    return await _taken(alert, deadline), ""
 
 
 async def _taken(before: Alert, deadline: float) -> Alert:

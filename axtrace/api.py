@@ -32,8 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from axtrace import access, actions, tokens
 from axtrace.dispatch import nudge
-from axtrace.errors import AxTraceError, Forbidden, Malformed, Unavailable
-from axtrace.events import StepEvents
+from axtrace.errors import AxTraceError, Forbidden, Malformed, TooLarge, Unavailable
 from axtrace.intake.auth import authenticate, needs_io, reveal
 from axtrace.intake.docs import INTAKE_RESPONSES, intake_docs, intake_openapi
 from axtrace.intake.registry import SOURCES
@@ -47,7 +46,6 @@ from axtrace.ledger.models import (
     AlertPublic,
     Outcome,
     Status,
-    Step,
     TraceEntry,
 )
 from axtrace.ledger.session import ledger_session
@@ -56,10 +54,6 @@ from axtrace.settings import Settings, get_settings
 SITE_CACHE_SECONDS = 10.0
 UNKNOWN_SITE_RECHECK_SECONDS = 1.0
 AlertId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The alert's id.")]
-
-
-class TooLarge(AxTraceError):
-    status_code = 413
 
 
 class AckBody(BaseModel):
@@ -141,14 +135,33 @@ async def _deployed_sites() -> set[str]:
                 return sites
 
 
-def _error(status: int, field: str | None, message: str, kind: str) -> JSONResponse:
-    loc = ["body", *field.split(".")] if field else []
+def _error(status: int, field: str | None, message: str, kind: str,
+           location: str = "body") -> JSONResponse:
+    loc = [location, *field.split(".")] if field else []
     return JSONResponse(status_code=status,
                         content={"detail": [{"loc": loc, "msg": message, "type": kind}]})
 
 
 def error_of(exc: AxTraceError) -> JSONResponse:
-    return _error(exc.status_code, exc.field, exc.message, type(exc).__name__)
+    return _error(exc.status_code, exc.field, exc.message, type(exc).__name__, exc.location)
+
+
+def map_errors(app: FastAPI) -> None:
+    """The one place errors become responses: AxTrace's by :func:`error_of`, a ledger that is
+    away or a write that lost a race as 503."""
+
+    @app.exception_handler(AxTraceError)
+    async def _axtrace_error(_request: Request, exc: AxTraceError) -> JSONResponse:
+        return error_of(exc)
+
+    @app.exception_handler(OperationalError)
+    async def _db_down(_request: Request, exc: OperationalError) -> JSONResponse:
+        return _error(503, None, "the ledger is unavailable; send it again later",
+                      "Unavailable")
+
+    @app.exception_handler(IntegrityError)
+    async def _raced(_request: Request, _exc: IntegrityError) -> JSONResponse:
+        return _error(503, None, "a concurrent write won; send it again", "Unavailable")
 
 
 def create_app(*, background: bool = True, bound_to: str | None = None) -> FastAPI:
@@ -171,14 +184,12 @@ def create_app(*, background: bool = True, bound_to: str | None = None) -> FastA
                 asyncio.create_task(run_sweeper(stop, interval=settings.sweep_seconds)),
             ]
         yield
-        app.state.events.flush()
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
 
     app = FastAPI(title="AxTrace", version="0.1.0", lifespan=lifespan,
                   description="Alert intake and response actions of AxTrace.")
     app.state.sites = SiteCache()
-    app.state.events = StepEvents()
     app.state.open_flag = OpenFlag()
     settings = get_settings()
     own = [settings.api_host, access.hostname(settings.base_api_url.partition("//")[2]),
@@ -188,19 +199,10 @@ def create_app(*, background: bool = True, bound_to: str | None = None) -> FastA
     from axtrace.reports.api import router as report_router
 
     app.include_router(report_router)
+    from axtrace.sitepages_api import router as sites_router
 
-    @app.exception_handler(AxTraceError)
-    async def _axtrace_error(_request: Request, exc: AxTraceError) -> JSONResponse:
-        return error_of(exc)
-
-    @app.exception_handler(OperationalError)
-    async def _db_down(_request: Request, exc: OperationalError) -> JSONResponse:
-        return _error(503, None, "the ledger is unavailable; send it again later",
-                      "Unavailable")
-
-    @app.exception_handler(IntegrityError)
-    async def _raced(_request: Request, _exc: IntegrityError) -> JSONResponse:
-        return _error(503, None, "a concurrent write won; send it again", "Unavailable")
+    app.include_router(sites_router)
+    map_errors(app)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -281,9 +283,6 @@ def _intake_route(source: str) -> Any:
         reply = await _writer(request.app).write(incoming)
         if reply.status == 202:
             nudge()  # committed: this process's dispatcher relays it now, not at its next poll
-        events: StepEvents = request.app.state.events
-        for alert in reply.created:
-            events.add(Step.RECEIVED.value, alert, {"source": source}, f"intake:{source}")
         if source == "pagerduty":
             return pagerduty_reply(reply)
         if reply.status >= 400:

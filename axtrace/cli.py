@@ -47,6 +47,9 @@ DEFAULT_SITES = Path("deployments/sites.yaml")
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
+    """Say what failed and exit with ``code``: 1 a check found a problem, 2 the command or
+    its input cannot be used, 3 the API, Prefect or the ledger is away (try again), 4 not
+    allowed (the same codes as :mod:`axtrace.errors` declares)."""
     err.print(labelled("error:", "bold red", message))
     raise typer.Exit(code)
 
@@ -544,7 +547,8 @@ def parse_since(value: str | None) -> datetime | None:
 
 @app.command()
 def demo() -> None:
-    """Against a running `axtrace up`: three sites, three behaviours, one summary."""
+    """Against a running `axtrace up`: three sites, five alerts each, three behaviours; ends
+    with the consistency score, the site the report flags, and where to look next."""
     from axtrace.demo import run_demo
 
     run_demo(console)
@@ -565,4 +569,4 @@ def main() -> None:
         app()
     except AxTraceError as exc:
         err.print(labelled("error:", "bold red", exc.message))
-        sys.exit(2)
+        sys.exit(exc.exit_code)

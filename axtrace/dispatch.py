@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from axtrace.events import emit_received
 from axtrace.ledger import repo
 from axtrace.ledger.models import Alert, OutboxItem, utcnow
 from axtrace.ledger.session import ledger_session
@@ -127,7 +128,9 @@ def _finish(item_id: int, alert_id: int, *, done: bool, run_id: str | None = Non
         session.commit()
 
 
-async def _handle(client: Any, item: OutboxItem, alert: Alert) -> bool:
+async def relay(client: Any, item: OutboxItem, alert: Alert) -> bool:
+    """Relay one leased row: create its run (and announce the alert) or wake its run; the
+    row is done, or due again later."""
     try:
         if item.topic == "wake":
             done = await wake(client, alert)
@@ -135,6 +138,9 @@ async def _handle(client: Any, item: OutboxItem, alert: Alert) -> bool:
             await asyncio.to_thread(_finish, item.id or 0, alert.id or 0, done=done, error=error)
             return done
         run_id = await create_run(client, alert, item)
+        if item.topic == "dispatch":  # the first relay announces the alert (see events.py)
+            emit_received(alert, source=alert.source, received_at=alert.received_at,
+                          run_id=run_id)
     except Exception as exc:  # Prefect away or site not deployed: retry later
         logger.warning("%s of alert %s failed: %s", item.topic, alert.id, exc)
         await asyncio.to_thread(_finish, item.id or 0, alert.id or 0, done=False,
@@ -211,7 +217,7 @@ async def run_dispatcher(stop: asyncio.Event, *, interval: float, concurrency: i
     while not stop.is_set():
         try:
             async with quick_client() as client:
-                await pump(partial(_handle, client), stop, due, interval=interval,
+                await pump(partial(relay, client), stop, due, interval=interval,
                            concurrency=concurrency)
         except Exception:
             logger.exception("dispatcher pass failed; retrying")

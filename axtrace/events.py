@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Sequence
+import uuid
+from datetime import UTC, datetime
 from typing import Any, Protocol
-
-logger = logging.getLogger(__name__)
 
 
 class AlertLike(Protocol):
@@ -59,66 +56,35 @@ def emit_step(step: str, alert: AlertLike, detail: dict[str, Any], actor: str) -
     )
 
 
-Step = tuple[str, AlertLike, dict[str, Any], str]
-"""One step to announce: (step, alert, detail, actor)."""
+RECEIVED_NAMESPACE = uuid.UUID("5d1c6f0e-3b7a-4f43-9c1e-a7e2d1c0b9f4")
+"""The namespace of the ``received`` events' ids: one id per alert, so a relay repeated after
+a crash announces the same event, which Prefect stores once."""
 
 
-def emit_steps(steps: Sequence[Step]) -> None:
-    """Emit the events of several steps at once, as :func:`emit_step` would one by one, for
-    the intake's hot path: Prefect's checks (may this process emit? which events worker?) run
-    once for all of them, and each event is built from parts known to be valid (the resource
-    shapes of :func:`alert_resource` and :func:`site_resource`) instead of being validated
-    again. The events worker sends them as it sends every other event."""
+def emit_received(alert: AlertLike, *, source: str, received_at: datetime, run_id: str) -> None:
+    """``axtrace.alert.received`` for an alert the intake accepted, emitted by the relay once
+    its run exists (related to the site and the run), dated when the intake accepted it.
+
+    The intake's request path emits nothing: the event rides the outbox row the intake
+    committed with the alert (durable before the 2xx), so a process that dies after the
+    commit loses no event, and a repeated relay repeats the same id, not the event."""
+    from prefect.events import Event, RelatedResource, Resource
     from prefect.events.clients import NullEventsClient
     from prefect.events.worker import EventsWorker, should_emit_events
 
-    if not steps or not should_emit_events():
+    if not should_emit_events():
         return
     worker = EventsWorker.instance()
     if worker.client_type is NullEventsClient:
         return
-    for step in steps:
-        worker.send(_event(*step))
-
-
-def _event(step: str, alert: AlertLike, detail: dict[str, Any], actor: str) -> Any:
-    from prefect._internal.uuid7 import uuid7
-    from prefect.events import Event, RelatedResource, Resource
-    from prefect.types._datetime import now
-
-    related = [RelatedResource.model_construct(root=site_resource(alert.site))]
-    if alert.flow_run_id:
-        related.append(RelatedResource.model_construct(root={
-            "prefect.resource.id": f"prefect.flow-run.{alert.flow_run_id}",
-            "prefect.resource.role": "flow-run",
-        }))
-    return Event.model_construct(
-        occurred=now("UTC"),  # type: ignore[arg-type]  # DateTime is this datetime
-        event=f"axtrace.alert.{step}",
+    related = [RelatedResource.model_construct(root=site_resource(alert.site)),
+               RelatedResource.model_construct(root={
+                   "prefect.resource.id": f"prefect.flow-run.{run_id}",
+                   "prefect.resource.role": "flow-run"})]
+    worker.send(Event.model_construct(
+        occurred=received_at.astimezone(UTC),  # type: ignore[arg-type]  # DateTime is this
+        event="axtrace.alert.received",
         resource=Resource.model_construct(root=alert_resource(alert)), related=related,
-        payload={"actor": actor, **detail}, id=uuid7(), follows=None,
-    )
-
-
-class StepEvents:
-    """Steps announced by the code of one event loop, emitted together once per turn of the
-    loop (:func:`emit_steps`), right after the code that announced them: as soon as today's
-    one-by-one ``emit_event``, and lost in the same cases only (a process that dies before
-    Prefect's events worker sent them)."""
-
-    def __init__(self) -> None:
-        self.pending: list[Step] = []
-        self.scheduled = False
-
-    def add(self, step: str, alert: AlertLike, detail: dict[str, Any], actor: str) -> None:
-        self.pending.append((step, alert, detail, actor))
-        if not self.scheduled:
-            self.scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
-
-    def flush(self) -> None:
-        pending, self.pending, self.scheduled = self.pending, [], False
-        try:
-            emit_steps(pending)
-        except Exception:  # as emit_event: an event is never worth a failed request
-            logger.exception("could not emit %d AxTrace events", len(pending))
+        payload={"actor": f"intake:{source}", "source": source},
+        id=uuid.uuid5(RECEIVED_NAMESPACE, str(alert.id)), follows=None,
+    ))

@@ -29,19 +29,25 @@ the check and a private one to the client (DNS rebinding) cannot reach the priva
 Apprise's parallel dispatch is switched off for the send so it stays in the pinned thread.
 Code that captured ``getaddrinfo`` at import time, or a proxy between AxTrace and the target,
 is outside this guard.
+
+A failed send is tried again (:func:`deliver`): at most ``len(RETRY_DELAYS) + 1`` attempts,
+:data:`RETRY_DELAYS` apart (seconds in all), then given up and reported, never raised. A
+refusal is final at once: the address will not change between attempts.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
+import inspect
 import ipaddress
 import re
 import socket
 import sys
 import threading
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Awaitable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import FrameType
@@ -58,6 +64,7 @@ DEFAULT_TEMPLATE = (
     "{% if action == 'resolve' %}Resolve by {{ deadline }}: axtrace resolve {{ alert.id }} "
     "--as NAME --outcome OUTCOME"
     "{% else %}Acknowledge by {{ deadline }}: axtrace ack {{ alert.id }} --as NAME{% endif %}"
+    "{% if run_url %}\nThe run: {{ run_url }}{% endif %}"
 )
 MAX_BODY_CHARS = 64 * 1024
 """A rendered notification longer than this is cut (and the cut noted on the step)."""
@@ -138,6 +145,16 @@ def compose(
         body, truncated = f"AxTrace alert {safe.get('alert', {}).get('id')}", False
     return Notification(mentions_as_allowed(body, allow_mass_mentions), "standard", error,
                         truncated)
+
+
+def run_url(flow_run_id: str | None) -> str | None:
+    """The Prefect UI page of run ``flow_run_id`` (None without a run or a UI URL)."""
+    if not flow_run_id:
+        return None
+    from prefect.settings import PREFECT_UI_URL
+
+    base = PREFECT_UI_URL.value()
+    return f"{base}/runs/flow-run/{flow_run_id}" if base else None
 
 
 def mentions_as_allowed(text: str, allow: bool) -> str:
@@ -289,6 +306,56 @@ def _port_field(name: str, values: dict[str, Any]) -> str | None:
     return None
 
 
+RETRY_DELAYS: tuple[float, ...] = (0.5, 1.0, 2.0)
+"""Seconds to wait before the 2nd, 3rd and 4th attempt of a failed send (3.5 s in all)."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """How a send went: delivered or not, after how many attempts, and the last error."""
+
+    delivered: bool
+    attempts: int
+    error: str | None = None
+
+
+def retry_after(attempt: int, error: Exception, delays: tuple[float, ...] = RETRY_DELAYS,
+                ) -> float | None:
+    """Seconds to wait before trying again after failed attempt ``attempt`` (1-based), or
+    None to give up. Pure: a refusal is never retried, other failures ``len(delays)`` times."""
+    if isinstance(error, RefusedTarget) or attempt > len(delays):
+        return None
+    return delays[attempt - 1]
+
+
+def failure(error: Exception) -> str:
+    """What the trace says of a failed send: a refusal in full (it names the field and the
+    address, never a secret), else the type and, for HTTP, the status; not the message, which
+    may carry a (secret) webhook URL."""
+    if isinstance(error, RefusedTarget):
+        return f"refused: {error}"[:500]
+    response = getattr(error, "response", None)
+    status = getattr(response, "status_code", None)
+    return f"{type(error).__name__}{f' {status}' if isinstance(status, int) else ''}" \
+        " (details in the notification block's own logs)"
+
+
+def deliver(block: Any, *, body: str, subject: str, allow_private: bool,
+            delays: tuple[float, ...] = RETRY_DELAYS) -> Delivery:
+    """:func:`send`, tried again after a failure as :func:`retry_after` says. Never raises."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            send(block, body=body, subject=subject, allow_private=allow_private)
+            return Delivery(True, attempt)
+        except Exception as exc:  # any failure of a block's send: reported, not raised
+            wait = retry_after(attempt, exc, delays)
+            if wait is None:
+                return Delivery(False, attempt, failure(exc))
+        time.sleep(wait)
+
+
 def send(block: Any, *, body: str, subject: str, allow_private: bool) -> None:
     """Notify through ``block``, connecting only to addresses :func:`refusal` lets through,
     checked where the connection is made. ``RefusedTarget`` names the field and address.
@@ -327,7 +394,14 @@ def _notify(block: Any, body: str, subject: str) -> None:
         if hasattr(block.notify, "aio"):  # Prefect's async_dispatch
             block.notify(body=body, subject=subject, _sync=True)
         else:
-            block.notify(body=body, subject=subject)
+            sent = block.notify(body=body, subject=subject)
+            if inspect.isawaitable(sent):  # an async notify, as NotificationBlock declares it
+                asyncio.run(_awaited(sent))
+
+
+async def _awaited(sent: Awaitable[Any]) -> None:
+    """Await ``sent`` in this thread's own loop (the sending thread has none of its own)."""
+    await sent
 
 
 class _Pins:

@@ -31,6 +31,7 @@ from sqlmodel import Session, col, select
 from axtrace import ownership
 from axtrace.ledger import seal
 from axtrace.ledger.models import PolicyChange, utcnow
+from axtrace.reports.model import PolicyChangeSeen
 from axtrace.sitediff import field_changes, policy_fields
 
 GENESIS = "0" * 64
@@ -98,6 +99,28 @@ def history(session: Session, *, site: str | None = None,
     if since:
         query = query.where(col(PolicyChange.at) >= since)
     return session.exec(query.order_by(col(PolicyChange.seq))).all()
+
+
+def newest_first(session: Session, *, site: str, limit: int) -> Sequence[PolicyChange]:
+    """The site's last ``limit`` changes, newest first."""
+    return session.exec(select(PolicyChange).where(PolicyChange.site == site)
+                        .order_by(col(PolicyChange.seq).desc()).limit(limit)).all()
+
+
+def in_period(session: Session, *, since: datetime, until: datetime,
+              sites: Sequence[str] = ()) -> Sequence[PolicyChange]:
+    """Changes made in ``since <= at < until`` (of ``sites``; all when empty), oldest first."""
+    query = select(PolicyChange).where(col(PolicyChange.at) >= since,
+                                       col(PolicyChange.at) < until)
+    if sites:
+        query = query.where(col(PolicyChange.site).in_(sites))
+    return session.exec(query.order_by(col(PolicyChange.seq))).all()
+
+
+def public(entry: PolicyChange) -> PolicyChangeSeen:
+    """An entry as the API and the report show it (without the policy and the hashes)."""
+    return PolicyChangeSeen.model_validate(entry.model_dump(
+        exclude={"id", "policy", "prev_hash", "hash"}))
 
 
 def broken_at(entries: Sequence[PolicyChange], key: bytes) -> int | None:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import difflib
+import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from axtrace.errors import InvalidInput
 
 DEFAULT_HOME = Path("~/.axtrace").expanduser()
 MAX_ALERTS_PER_DELIVERY = 1000
@@ -150,7 +155,47 @@ class Settings(BaseSettings):
         return self.api_url or f"http://{self.api_host}:{self.api_port}"
 
 
+PREFIX = "AXTRACE_"
+NOT_SETTINGS = frozenset({"AXTRACE_REQUIRE_SERVICES"})
+"""``AXTRACE_*`` variables that are not settings of a process: the test suite's switch (and
+every ``AXTRACE_TEST_*`` variable)."""
+
+
+class BadSetting(InvalidInput):
+    """An ``AXTRACE_*`` variable that is not a setting (a misspelling), or a value that is not
+    valid for its setting; ``field`` is the variable's name."""
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """The ``AXTRACE_*`` names in ``environ`` that no setting reads (any case, as Settings)."""
+    known = {PREFIX + name.upper() for name in Settings.model_fields} | NOT_SETTINGS
+    return sorted(name for name in environ if name.upper().startswith(PREFIX)
+                  and name.upper() not in known
+                  and not name.upper().startswith(PREFIX + "TEST_"))
+
+
+def _unknown_message(name: str) -> str:
+    known = [PREFIX + field.upper() for field in Settings.model_fields]
+    close = difflib.get_close_matches(name.upper(), known, n=1)
+    hint = f"; did you mean {close[0]}?" if close else "; see `axtrace up --help` and README"
+    return f"{name} is not an AxTrace setting{hint}"
+
+
+def read_settings(environ: Mapping[str, str]) -> Settings:
+    """Settings from the environment; a misspelled ``AXTRACE_*`` name or an invalid value is
+    a :class:`BadSetting` naming the variable, never silently ignored."""
+    unknown = unknown_variables(environ)
+    if unknown:
+        raise BadSetting(_unknown_message(unknown[0]), field=unknown[0])
+    try:
+        return Settings()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = PREFIX + str(error["loc"][0]).upper() if error["loc"] else PREFIX
+        raise BadSetting(f"{name}: {error['msg']}", field=name) from exc
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The settings of this process (read once; tests call ``get_settings.cache_clear()``)."""
-    return Settings()
+    return read_settings(os.environ)

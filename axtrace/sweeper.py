@@ -4,8 +4,8 @@ reminder is due, or whose maintenance window has ended.
 Prefect would fail an expired suspension without letting the flow act, so deadlines live in
 the ledger and this loop resumes the waiting run with an empty answer; the flow sees what is
 due (:func:`axtrace.workflow.deadline_step`) and escalates, marks the alert ignored or overdue,
-reminds, or releases a suppressed alert. Deadlines that passed while nothing was running fire on the first pass after a
-restart, and the flow records how late they fired.
+reminds, or releases a suppressed alert. Deadlines that passed while nothing was running
+fire on the first pass after a restart, and the flow records how late they fired.
 """
 
 from __future__ import annotations

@@ -383,11 +383,10 @@ def deliver(alert: Alert) -> dict[str, Any]:
     people = pinned["escalation_chain"][level - 1]["responders"]
     channel = pinned.get("notification_block")
     message = notification(alert, people)
-    delivered, error = _send(message, _subject(alert, pinned), channel)
+    sent = _send(message, _subject(alert, pinned), channel)
     return {
         "level": level, "level_name": ownership.level_name(pinned, level),
-        "responders": people, "channel": channel or "ledger", "delivered": delivered,
-        **({"error": error} if error else {}), "text": message.text,
+        "responders": people, "channel": channel or "ledger", **sent, "text": message.text,
         **({"template_error": message.error} if message.error else {}),
         **({"truncated": True} if message.truncated else {}),
     }
@@ -413,7 +412,8 @@ def notification(alert: Alert, people: list[str]) -> Notification:
         {"alert": summary(alert) | {"id": alert.id, "title": alert.title,
                                     "severity": alert.severity},
          "level": alert.level, "responders": people, "deadline": deadline,
-         "action": "resolve" if acknowledged else "acknowledge"},
+         "action": "resolve" if acknowledged else "acknowledge",
+         "run_url": outbound.run_url(alert.flow_run_id)},
         allow_mass_mentions=bool(pinned.get("allow_mass_mentions", False)),
     )
 
@@ -423,26 +423,30 @@ def _subject(alert: Alert, pinned: dict[str, Any]) -> str:
     return outbound.mentions_as_allowed(subject, bool(pinned.get("allow_mass_mentions")))
 
 
-def _send(message: Notification, subject: str, channel: str | None) -> tuple[bool, str | None]:
-    """Send through the notification block ``channel``; (delivered, why not). Never raises:
-    a failed notification must not stop the escalation clock."""
+def _send(message: Notification, subject: str, channel: str | None) -> dict[str, Any]:
+    """Send through the notification block ``channel``, retried as
+    :func:`axtrace.outbound.deliver` does; what the step records (``delivered``, ``attempts``,
+    ``error``). Never raises: a failed notification must not stop the escalation clock. Without
+    a block nothing leaves AxTrace: the ledger step and the event are the notification."""
+    from prefect.blocks.core import Block
+
+    from axtrace.settings import get_settings
+
     if not channel:
-        return True, None
+        return {"delivered": False}
     try:
-        from prefect.blocks.core import Block
-
-        from axtrace.settings import get_settings
-
         block: Any = Block.load(channel)
-        outbound.send(block, body=message.body, subject=subject,
-                      allow_private=get_settings().allow_private_webhooks)
-    except outbound.RefusedTarget as exc:
-        return False, f"refused: {exc}"[:500]
     except Exception as exc:
-        # Only the type: messages of webhook clients may carry the (secret) webhook URL.
-        logger.warning("notification through %s failed: %s", channel, type(exc).__name__)
-        return False, f"{type(exc).__name__} (details in the notification block's own logs)"
-    return True, None
+        logger.warning("notification block %s could not be loaded: %s", channel, exc)
+        return {"delivered": False, "attempts": 0,
+                "error": f"cannot load {channel}: {type(exc).__name__}"}
+    sent = outbound.deliver(block, body=message.body, subject=subject,
+                            allow_private=get_settings().allow_private_webhooks)
+    if not sent.delivered:
+        logger.warning("notification through %s failed after %d attempt(s): %s", channel,
+                       sent.attempts, sent.error)
+    return {"delivered": sent.delivered, "attempts": sent.attempts,
+            **({"error": sent.error} if sent.error else {})}
 
 
 def take_answer(alert_id: int, phase: Phase, wait_seq: int, answer: Answer) -> Step | None:

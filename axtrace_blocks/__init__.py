@@ -6,12 +6,14 @@ lookup, worker start and server start, so it must stay cheap: Prefect, pydantic 
 """
 
 from axtrace.vocabulary import SEVERITIES, Severity
+from axtrace_blocks.email import EmailNotification
 from axtrace_blocks.maintenance import MaintenanceWindow
 from axtrace_blocks.policy import DeadlineOverride, EscalationLevel, OwnershipPolicy
 
 __all__ = [
     "SEVERITIES",
     "DeadlineOverride",
+    "EmailNotification",
     "EscalationLevel",
     "MaintenanceWindow",
     "OwnershipPolicy",

@@ -26,7 +26,7 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -89,23 +89,12 @@ EARLY_RESOLVE_WINDOW = timedelta(hours=1)
 """How long a resolve that came before its firing waits for that firing."""
 
 
-@dataclass(frozen=True)
-class Received:
-    """An occurrence this delivery opened: what its ``received`` event names."""
-
-    id: int
-    site: str
-    severity: str
-    flow_run_id: str | None = None
-
-
 @dataclass
 class Reply:
-    """What the HTTP layer answers: a status, a JSON body, and the alerts to emit events for."""
+    """What the HTTP layer answers: a status and a JSON body (and the field a 4xx is about)."""
 
     status: int
     body: dict[str, Any]
-    created: list[Received] = field(default_factory=list)
     field: str | None = None
     kind: str = "InvalidInput"
 
@@ -366,7 +355,7 @@ def _store(
     results = [_apply(conn, envelope, now) for envelope in envelopes]
     body: dict[str, Any] = {
         "id": next((r["id"] for r in results if r.get("id")), None),
-        "alerts": [{k: v for k, v in r.items() if k != "alert"} for r in results],
+        "alerts": results,
     }
     delivery_id = conn.execute(_NEW_DELIVERY_ID, dict(
         source=source, received_at=now, webhook_id=webhook_id, body_sha256=digest,
@@ -374,8 +363,7 @@ def _store(
         field=None, result=body,  # the answer; its own id is the row's, added when read back
     )).scalar_one()
     body["delivery"] = delivery_id
-    created = [r["alert"] for r in results if r["status"] == "new"]
-    return Reply(202, body, created=created)
+    return Reply(202, body)
 
 
 ANY_SITE = "*"
@@ -413,8 +401,7 @@ def _fire(
     alert_id = repo.insert_alert(
         conn=conn, alert=_create(envelope), actor=f"intake:{envelope.source}", at=now,
         source_resolved_at=early.received_at if early is not None else None)
-    return {"id": alert_id, "site": envelope.site, "key": envelope.key, "status": "new",
-            "alert": Received(id=alert_id, site=envelope.site, severity=envelope.severity)}
+    return {"id": alert_id, "site": envelope.site, "key": envelope.key, "status": "new"}
 
 
 def _resolve(

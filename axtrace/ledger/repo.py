@@ -155,7 +155,7 @@ def get_alert(*, session: Session, alert_id: int, lock: bool = False) -> Alert:
         query = query.with_for_update()
     alert = session.exec(query).first()
     if alert is None:
-        raise NotFound(f"no alert with id {alert_id}", field="alert_id")
+        raise NotFound(f"no alert with id {alert_id}", field="alert_id", location="path")
     return alert
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 
 from axtrace.access import report_sites
 from axtrace.api import Reader
-from axtrace.errors import AxTraceError, InvalidInput
+from axtrace.errors import AxTraceError, InvalidInput, InvalidQuery
 from axtrace.ledger.models import utcnow
 from axtrace.reports.model import Report
 from axtrace.reports.period import make_scope
@@ -41,10 +41,8 @@ async def get_report(
         scope = make_scope(since=since, until=until, sites=report_sites(caller, site or ()),
                            severity=severity.value if severity else None, detector=detector,
                            now=utcnow())
-    except InvalidInput as exc:
-        raise HTTPException(status_code=422, detail=[
-            {"loc": ["query", exc.field or "query"], "msg": exc.message, "type": "InvalidInput"},
-        ]) from exc
+    except InvalidInput as exc:  # make_scope reads its arguments: here they are the query's
+        raise InvalidQuery(exc.message, field=exc.field or "query") from exc
     known = {s for s in await known_sites(request) if caller.sees(s)}
     return await asyncio.to_thread(current_report, scope, known_sites=known,
                                    newest_workflow_version=code_version())

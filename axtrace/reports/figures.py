@@ -34,6 +34,9 @@ happened to them afterwards counts as of ``now`` (the time the report is made). 
 - **outcomes**: resolved alerts per outcome (the reason code chosen at resolution);
   **false-positive rate**: ``false_positive`` outcomes of resolved alerts, per site and per
   detector (name and version), the AI team's feedback.
+- **policy changes**: each change of a site's policy made in the period (``since <= at <
+  until``, from :mod:`axtrace.policyhistory`), listed with the site's figures it may explain;
+  a site with changes and no alerts is listed too. Severity and detector filters do not apply.
 - **versions**: alerts per workflow and policy version at each site; the newest workflow
   version is the one of the code on disk when the caller gives it, else the version seen
   first most recently in the ledger. A site *ran an old workflow* when any of its alerts in the
@@ -62,6 +65,7 @@ from axtrace.reports.model import (
     DeadlineFigures,
     DetectorFigures,
     Durations,
+    PolicyChangeSeen,
     Report,
     Scope,
     SiteFigures,
@@ -188,9 +192,12 @@ def build_report(
     """Every figure of ``scope`` as of ``now``; ``known_sites`` appear even with no alerts."""
     conn = session.connection() if isinstance(session, Session) else session
     found, per_site = fetch(conn, scope, now)
+    changes = policy_changes_by_site(query.policy_changes(conn, scope))
     newest = newest_workflow_version or latest_first_seen(found.dims)
-    names = sorted(set(per_site) | {s for s in known_sites if not scope.sites or s in scope.sites})
-    sites = [site_figures(site, per_site.get(site, Found()), newest) for site in names]
+    names = sorted(set(per_site) | set(changes)
+                   | {s for s in known_sites if not scope.sites or s in scope.sites})
+    sites = [site_figures(site, per_site.get(site, Found()), newest).model_copy(
+        update={"policy_changes": changes.get(site, [])}) for site in names]
     report = Report(
         generated_at=now, scope=scope, newest_workflow_version=newest, sites=sites,
         all_sites=site_figures(ALL_SITES, found, newest),
@@ -199,6 +206,14 @@ def build_report(
     )
     report.consistency = consistency(sites)
     return report
+
+
+def policy_changes_by_site(rows: Iterable[Any]) -> dict[str, list[PolicyChangeSeen]]:
+    """Each site's policy changes, oldest first."""
+    found: dict[str, list[PolicyChangeSeen]] = defaultdict(list)
+    for row in rows:
+        found[row.site].append(PolicyChangeSeen.model_validate(dict(row._mapping)))
+    return dict(found)
 
 
 def site_figures(site: str, found: Found, newest: str | None) -> SiteFigures:

@@ -15,10 +15,12 @@ from typing import Any
 
 from axtrace.reports.model import Durations, Report, SiteFigures, WeekFigures
 from axtrace.reports.render import (
+    CHANGE_HEADERS,
     DEADLINES,
     PROCEDURE,
     VOLUME,
     Column,
+    change_rows,
     period_text,
     score_text,
     site_rows,
@@ -213,6 +215,13 @@ def _detector_table(report: Report) -> str:
             f"<th>Resolved</th><th>False positives</th></tr>{rows}</table>")
 
 
+def _changes_table(report: Report) -> str:
+    rows = "".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>"
+                   for row in change_rows(report)) or '<tr><td colspan="5">none</td></tr>'
+    head = "".join(f"<th>{escape(h)}</th>" for h in CHANGE_HEADERS)
+    return f'<table id="policy-changes"><tr>{head}</tr>{rows}</table>'
+
+
 def to_html(report: Report) -> str:
     """The whole report as one offline HTML page."""
     rows: list[dict[str, Any]] = list(site_rows(report))
@@ -233,6 +242,7 @@ def to_html(report: Report) -> str:
         f"<h2>Alerts and times</h2>{_table(VOLUME, rows)}"
         f"<h2>Procedure</h2>{_table(PROCEDURE, rows)}"
         f"<h2>Deadlines</h2>{_table(DEADLINES, rows)}"
+        f"<h2>Policy changes in the period</h2>{_changes_table(report)}"
         f"<h2>Spread across sites</h2>{_spread_table(report)}"
         f"<h2>Detectors</h2>{_detector_table(report)}"
         "</body></html>\n"

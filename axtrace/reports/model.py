@@ -91,6 +91,29 @@ class VersionSeen(BaseModel):
     last_seen: datetime | None = None
 
 
+class FieldChange(BaseModel):
+    """One field of a policy, before and after a change (``kind``: added, removed, changed)."""
+
+    field: str
+    kind: str
+    before: str | None = None
+    after: str | None = None
+
+
+class PolicyChangeSeen(BaseModel):
+    """One change of a site's ownership policy on record (:mod:`axtrace.policyhistory`)."""
+
+    seq: int = Field(description="Position in the chain of all sites' changes, from 1.")
+    site: str
+    at: datetime
+    origin: str = Field(description="sites apply, or prefect-ui (an edit elsewhere, detected).")
+    actor: str = Field(description="The OS user of sites apply, else unknown.")
+    where: str | None = Field(default=None, description="The sites file applied.")
+    old_version: str | None = None
+    new_version: str
+    changes: list[FieldChange] = Field(default_factory=list)
+
+
 class SiteFigures(BaseModel):
     """Every figure of one site (or of all sites together, with ``site = "(all)"``)."""
 
@@ -111,6 +134,10 @@ class SiteFigures(BaseModel):
     workflow_versions: list[VersionSeen] = Field(default_factory=list)
     policy_versions: list[VersionSeen] = Field(default_factory=list)
     ran_old_workflow: int = Field(default=0, description="Alerts not on the newest workflow.")
+    policy_changes: list[PolicyChangeSeen] = Field(
+        default_factory=list,
+        description="Changes of the site's policy in the period, oldest first: they may "
+                    "explain its figures (none for all sites together).")
 
 
 class WeekFigures(BaseModel):

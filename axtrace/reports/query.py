@@ -51,6 +51,7 @@ Rows = Sequence[Any]
 """Result rows, read by column label (``row.site``)."""
 ALERT: Table = SQLModel.metadata.tables["alert"]
 TRACE: Table = SQLModel.metadata.tables["trace_event"]
+POLICY_CHANGE: Table = SQLModel.metadata.tables["policy_change"]
 A = ALERT.c
 T = TRACE.c
 
@@ -394,3 +395,14 @@ def closed_paths(conn: Connection, where: Where) -> Rows:
         .where(*closed).group_by(where.col(A.site), paths.c.path)
     )
     return conn.execute(query).all()
+
+
+def policy_changes(conn: Connection, scope: Scope) -> Rows:
+    """The policy changes made in the period (at the scope's sites), oldest first. Severity
+    and detector filters do not apply: a policy is the site's, not an alert's."""
+    P = POLICY_CHANGE.c
+    query = select(P.seq, P.site, P.at, P.origin, P.actor, P.where, P.old_version,
+                   P.new_version, P.changes).where(P.at >= scope.since, P.at < scope.until)
+    if scope.sites:
+        query = query.where(P.site.in_(scope.sites))
+    return conn.execute(query.order_by(P.seq)).all()

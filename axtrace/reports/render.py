@@ -21,7 +21,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from axtrace.reports.model import Report, SiteFigures
+from axtrace.reports.model import PolicyChangeSeen, Report, SiteFigures
 from axtrace.reports.text import fmt_duration, fmt_int, fmt_number, fmt_pct, fmt_ratio
 from axtrace.text import console_text, csv_cell, markdown_text, printable
 
@@ -129,7 +129,7 @@ def render_table(report: Report) -> Group:
                                     f"{report.newest_workflow_version}): "
                                     f"{', '.join(report.sites_on_old_workflow)}"),
                           style="yellow"))
-    parts += [detectors_table(report), versions_table(report)]
+    parts += [policy_changes_table(report), detectors_table(report), versions_table(report)]
     return Group(*parts)
 
 
@@ -157,6 +157,34 @@ def consistency_table(report: Report) -> Table:
             fmt_ratio(spread.ratio), fmt_number(spread.cv),
             fmt_number(None if spread.consistency is None else round(spread.consistency, 3)),
         )
+    return table
+
+
+CHANGE_HEADERS = ("Site", "When (UTC)", "From", "Version", "Fields changed")
+
+
+def change_cells(change: PolicyChangeSeen) -> tuple[str, str, str, str, str]:
+    """One policy change as plain text: site, when, from where, versions, fields changed."""
+    origin = (f"sites apply by {change.actor} ({change.where})"
+              if change.origin == "sites apply" else change.origin)
+    fields = "; ".join(f"{c.field}: {c.before or '-'} -> {c.after or '-'}"
+                       for c in change.changes) if change.old_version else "first on record"
+    return (change.site, f"{change.at:%Y-%m-%d %H:%M:%S}", origin,
+            f"{change.old_version or '-'} -> {change.new_version}", fields)
+
+
+def change_rows(report: Report) -> list[tuple[str, str, str, str, str]]:
+    """Every policy change of the period, site by site, each site's oldest first."""
+    return [change_cells(c) for site in report.sites for c in site.policy_changes]
+
+
+def policy_changes_table(report: Report) -> Table:
+    table = Table(*CHANGE_HEADERS, title="Policy changes in the period (they may explain the "
+                  "figures above)", title_justify="left")
+    for row in change_rows(report):
+        table.add_row(*(console_text(cell) for cell in row))
+    if not table.rows:
+        table.add_row("-", "none", "", "", "")
     return table
 
 
@@ -247,6 +275,8 @@ def site_markdown(site: str, reports: dict[str, Report]) -> str:
         lines += [f"## {name}: {period_text(report)}\n", "| Figure | Value |", "|---|---:|"]
         lines += [f"| {c.header} | {c.cell(row)} |" for c in COLUMNS]
         lines += [f"\n- outlier: {markdown_text(m)}" for m in flags]
+        lines += [f"\n- policy changed {markdown_text(', '.join(row[1:]))}"
+                  for row in map(change_cells, found.policy_changes)]
         lines.append("")
     return "\n".join(lines)
 

@@ -139,11 +139,39 @@ def test_each_accepted_alert_emits_one_received_event_about_it_and_its_site(
     ids = [a.json()["id"] for a in answers[:3]]
     assert answers[3].json()["duplicate_delivery"] is True  # opens nothing: no event
 
+    assert received_events(prefect_api_url, site, expected=0) == [], (
+        "the request path emits nothing: the relay announces")
+    asyncio.run(relay_all())
+    runs = asyncio.run(relay_all())  # relayed again (a crash before the row was done): same ids
     found = received_events(prefect_api_url, site, expected=3)
     assert sorted(e["resource"]["prefect.resource.id"] for e in found) == sorted(
         f"axtrace.alert.{i}" for i in ids)
     for emitted in found:
         assert emitted["resource"]["axtrace.site"] == site
+        run_id = runs[int(emitted["resource"]["axtrace.alert"])]
         assert [(r["prefect.resource.id"], r["prefect.resource.role"])
-                for r in emitted["related"]] == [(f"axtrace.site.{site}", "site")]
+                for r in emitted["related"]] == [(f"axtrace.site.{site}", "site"),
+                                                 (f"prefect.flow-run.{run_id}", "flow-run")]
         assert emitted["payload"] == {"actor": "intake:native", "source": "native"}
+
+
+async def relay_all() -> dict[int, str]:
+    """Relay every due outbox row as the dispatcher does (runs created, alerts announced);
+    each alert's run, also for rows already relayed (their lease is lifted first)."""
+    from prefect import get_client
+    from sqlmodel import select
+
+    from axtrace import dispatch
+    from axtrace.ledger.models import Alert, OutboxItem, utcnow
+    from axtrace.ledger.session import ledger_session
+
+    with ledger_session() as session:
+        for item in session.exec(select(OutboxItem)).all():
+            item.done_at, item.due_at = None, utcnow()
+            session.add(item)
+        session.commit()
+    async with get_client() as client:
+        for item, alert in dispatch.claim(50):
+            assert await dispatch.relay(client, item, alert)
+    with ledger_session() as session:
+        return {a.id or 0: str(a.flow_run_id) for a in session.exec(select(Alert)).all()}

@@ -34,7 +34,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO = Path(__file__).parents[2]
 PROBE_PROJECT = Path(__file__).parent / "execution" / "project"
-PROBE_VAR = "AXTRACE_PROBE_VAR"
+PROBE_VAR = "AXTRACE_TEST_PROBE_VAR"
 PER_RUN = {"PREFECT__FLOW_RUN_ID", "PREFECT__CONTROL_PORT", "PREFECT__CONTROL_TOKEN",
            "PREFECT__DEPLOYMENT_NAME", "PREFECT__STORAGE_BASE_PATH", "AXTRACE_EXECUTION",
            "PYTEST_CURRENT_TEST"}

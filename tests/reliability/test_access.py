@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from axtrace import api, tokens
 from axtrace.ledger.db import engine_for, upgrade
-from axtrace.settings import get_settings
+from axtrace.settings import BadSetting, get_settings
 
 INTAKE_TOKEN = "intake-t0ken"
 READS = ["/v1/alerts", "/v1/alerts/1", "/v1/report"]
@@ -92,13 +92,19 @@ def test_open_mode_answers_reads_and_says_so_on_every_response(ledger: str) -> N
     assert refused.headers["x-axtrace-open"] == "true", "refusals say so too"
 
 
-def test_with_the_intake_token_set_every_read_needs_a_credential(
-    ledger: str, monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def reader(ledger: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The API closed by the intake token, berlin's alerts raised with it; the header of a
+    read-only token."""
     monkeypatch.setenv("AXTRACE_INTAKE_TOKEN", INTAKE_TOKEN)
     get_settings.cache_clear()
     raise_alerts("berlin", headers=bearer(INTAKE_TOKEN))
-    reader = new_token(ledger, "dashboard", scope="read")
+    return new_token(ledger, "dashboard", scope="read")
+
+
+def test_with_the_intake_token_set_every_read_needs_a_credential(
+    ledger: str, reader: dict[str, str],
+) -> None:
     responder = new_token(ledger, "alice")
     for path in READS:
         anonymous = call("GET", path)
@@ -124,6 +130,7 @@ def test_a_token_for_one_site_reads_that_site_only(ledger: str) -> None:
     assert where(other) == (404, "alert_id")
     assert other.json()["detail"][0]["msg"] == "no alert with id 2", "nothing confirms it exists"
     assert missing.json()["detail"][0]["msg"] == "no alert with id 99"
+    assert [a.json()["detail"][0]["loc"] for a in (other, missing)] == [["path", "alert_id"]] * 2
     report = call("GET", "/v1/report", headers=lead)
     assert [s["site"] for s in report.json()["sites"]] == ["berlin"], report.text
     assert "lyon" not in report.text
@@ -142,13 +149,7 @@ def test_revoking_the_last_token_keeps_the_api_closed(ledger: str) -> None:
     assert "x-axtrace-open" not in acting.headers
 
 
-def test_a_read_only_token_or_the_intake_token_cannot_act(
-    ledger: str, monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("AXTRACE_INTAKE_TOKEN", INTAKE_TOKEN)
-    get_settings.cache_clear()
-    raise_alerts("berlin", headers=bearer(INTAKE_TOKEN))
-    reader = new_token(ledger, "dashboard", scope="read")
+def test_a_read_only_token_or_the_intake_token_cannot_act(reader: dict[str, str]) -> None:
     for credential in (reader, bearer(INTAKE_TOKEN)):
         answer = call("POST", "/v1/alerts/1/ack", headers=credential, json={})
         assert where(answer) == (403, "authorization")
@@ -194,8 +195,9 @@ def test_allowed_hosts_can_be_configured(ledger: str, monkeypatch: pytest.Monkey
 def test_a_misspelled_allowed_hosts_value_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AXTRACE_ALLOWED_HOSTS", "https://axtrace.example/")
     get_settings.cache_clear()
-    with pytest.raises(ValueError, match="allowed_hosts"):
+    with pytest.raises(BadSetting, match=r"AXTRACE_ALLOWED_HOSTS: .*not a host name") as caught:
         get_settings()
+    assert caught.value.field == "AXTRACE_ALLOWED_HOSTS"
     get_settings.cache_clear()
 
 

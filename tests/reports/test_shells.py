@@ -16,6 +16,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col
 from typer.testing import CliRunner
 
+from axtrace.api import map_errors
 from axtrace.ledger.models import TraceEvent
 from axtrace.reports.api import router
 from axtrace.reports.cli import app
@@ -83,11 +84,13 @@ def test_verify_ledger_fails_naming_the_alert_whose_trace_was_edited(
 
 
 class Client:
-    """Calls the router in this process (httpx's ASGI transport; no server, no lifespan)."""
+    """Calls the router in this process (httpx's ASGI transport; no server, no lifespan),
+    its errors mapped as the API maps them."""
 
     def __init__(self) -> None:
         self.api = FastAPI()
         self.api.include_router(router)
+        map_errors(self.api)
 
     def get(self, path: str, params: dict[str, Any]) -> httpx.Response:
         async def call() -> httpx.Response:

@@ -3,13 +3,16 @@ with a terminal escape sequence, an error message quoting either."""
 
 from __future__ import annotations
 
+import pytest
 from rich.console import Console
 from sqlmodel import Session
 
 from axtrace import api, cli
+from axtrace.errors import AxTraceError, Forbidden, InvalidInput, NotFound, Unavailable
 from axtrace.ledger import repo
 from axtrace.ledger.db import engine_for
 from axtrace.ledger.models import AlertCreate, Step
+from axtrace.ledger.seal import NoLedgerKey
 from axtrace.text import labelled
 
 TITLE = "[/] [bold]Crack[link=http://evil.example] :warning: \\"
@@ -41,3 +44,21 @@ def test_axtrace_trace_prints_markup_in_titles_and_actors_as_written(ledger: str
 def test_error_messages_quoting_markup_print_as_written() -> None:
     line = labelled("error:", "bold red", "the token belongs to 'x', not '[/]'")
     assert printed(line).strip() == "error: the token belongs to 'x', not '[/]'"
+
+
+@pytest.mark.parametrize(("error", "code"), [
+    (InvalidInput("bad", field="x"), 2), (NotFound("none"), 2), (Forbidden("no"), 4),
+    (Unavailable("away"), 3), (NoLedgerKey("unreadable"), 3),
+])
+def test_the_cli_exits_with_the_code_the_error_tree_declares(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], error: AxTraceError,
+    code: int,
+) -> None:
+    def failing() -> None:
+        raise error
+
+    monkeypatch.setattr(cli, "app", failing)
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == code
+    assert error.message in capsys.readouterr().err

@@ -22,8 +22,8 @@ from pydantic import Field, SecretStr, ValidationError
 
 from axtrace import outbound
 from axtrace.text import ZERO_WIDTH_SPACE
-from axtrace_blocks import OwnershipPolicy
-from tests.unit.conftest import POLICY, Receiver
+from axtrace_blocks import EmailNotification, OwnershipPolicy
+from tests.unit.conftest import POLICY, Receiver, receiving, smtp_server
 
 CONTEXT = {"alert": {"id": 7, "site": "berlin-plant", "title": "Crack", "severity": "high"},
            "level": 1, "responders": ["anna", "ben"], "deadline": "10:00"}
@@ -395,3 +395,102 @@ def test_any_title_renders_in_any_template_without_mass_mentions(
     lowered = found.body.lower()
     for mention in ("@channel", "@here", "@everyone", "<!channel", "<!here"):
         assert mention not in lowered
+
+
+# --------------------------------------------------------------------------- failed sends
+
+
+def hook(port: int) -> CustomWebhookNotificationBlock:
+    return CustomWebhookNotificationBlock(
+        name="ops", url=f"http://127.0.0.1:{port}/hook",
+        json_data={"subject": "{{subject}}", "text": "{{body}}"})
+
+
+@pytest.mark.parametrize(("attempt", "error", "wait"), [
+    (1, RuntimeError("503"), 0.5), (2, RuntimeError("503"), 1.0), (3, OSError("reset"), 2.0),
+    (4, RuntimeError("503"), None), (1, outbound.RefusedTarget("url: 10.0.0.1"), None),
+])
+def test_a_failed_send_is_retried_three_times_after_fixed_delays_and_a_refusal_never(
+    attempt: int, error: Exception, wait: float | None,
+) -> None:
+    assert outbound.retry_after(attempt, error) == wait
+
+
+def test_a_receiver_failing_twice_gets_the_third_attempt_after_the_fixed_backoff() -> None:
+    with receiving(fail_first=2) as receiver:
+        started = time.monotonic()
+        sent = outbound.deliver(hook(receiver.port), body="Crack at line 3", subject="s",
+                                allow_private=True)
+        took = time.monotonic() - started
+    assert sent == outbound.Delivery(delivered=True, attempts=3)
+    assert len(receiver.posts) == 3
+    assert all(b"Crack at line 3" in body for _path, body in receiver.posts)
+    assert 1.5 <= took < 10, "0.5 s then 1 s between the attempts"
+
+
+def test_a_receiver_that_always_fails_is_tried_four_times_then_reported_not_raised() -> None:
+    with receiving(fail_first=-1) as receiver:
+        started = time.monotonic()
+        sent = outbound.deliver(hook(receiver.port), body="Crack", subject="s",
+                                allow_private=True)
+        took = time.monotonic() - started
+    assert (sent.delivered, sent.attempts) == (False, 4)
+    assert sent.error == ("HTTPStatusError 503 (details in the notification block's own "
+                          "logs)")
+    assert len(receiver.posts) == 4
+    assert 3.5 <= took < 15, "0.5 + 1 + 2 s of backoff: seconds, bounded"
+
+
+def test_a_refused_address_is_not_tried_again(receiver: Receiver) -> None:
+    sent = outbound.deliver(hook(receiver.port), body="Crack", subject="s",
+                            allow_private=False)
+    assert (sent.delivered, sent.attempts) == (False, 1)
+    assert sent.error is not None
+    assert sent.error.startswith("refused: url: 127.0.0.1 resolves to 127.0.0.1, a non-public")
+    assert receiver.connections == 0
+
+
+def test_the_standard_text_links_to_the_run_when_there_is_one() -> None:
+    link = "http://127.0.0.1:4200/runs/flow-run/0b5e"
+    assert outbound.compose(None, {**CONTEXT, "run_url": link}).body.endswith(
+        f"\nThe run: {link}")
+    assert "The run" not in outbound.compose(None, {**CONTEXT, "run_url": None}).body
+
+
+def mail_block(port: int) -> EmailNotification:
+    return EmailNotification(smtp_server="127.0.0.1", smtp_port=port, smtp_type="INSECURE",
+                             email_from="axtrace@example.org", email_to=["ops@example.org"])
+
+
+def test_the_email_block_sends_the_notification_to_a_real_smtp_server() -> None:
+    with smtp_server() as (mailbox, port):
+        sent = outbound.deliver(mail_block(port), body="Needs anna, ben (level 1).",
+                                subject="[AxTrace] berlin-plant: Crack (high)",
+                                allow_private=True)
+    assert sent == outbound.Delivery(delivered=True, attempts=1)
+    [mail] = mailbox.messages
+    assert mail["Subject"] == "[AxTrace] berlin-plant: Crack (high)"
+    assert (mail["From"], mail["To"]) == ("axtrace@example.org", "ops@example.org")
+    body = mail.get_body()
+    assert body is not None
+    assert body.get_content().strip() == "Needs anna, ben (level 1)."
+
+
+def test_the_email_block_aimed_at_loopback_is_refused_naming_its_server_field() -> None:
+    with smtp_server() as (mailbox, port):
+        sent = outbound.deliver(mail_block(port), body="Crack", subject="s",
+                                allow_private=False)
+    assert (sent.delivered, sent.attempts) == (False, 1)
+    assert sent.error is not None
+    assert sent.error.startswith(
+        "refused: smtp_server+smtp_port: 127.0.0.1 resolves to 127.0.0.1, a non-public")
+    assert mailbox.messages == []
+
+
+def test_an_smtp_server_that_is_not_there_is_retried_then_reported() -> None:
+    from axtrace.testing import free_port
+
+    sent = outbound.deliver(mail_block(free_port()), body="Crack", subject="s",
+                            allow_private=True, delays=(0.1, 0.1))
+    assert (sent.delivered, sent.attempts) == (False, 3)
+    assert sent.error == "ConnectionRefusedError (details in the notification block's own logs)"
