@@ -16,7 +16,7 @@ from axtrace.events import emit_step
 from axtrace.ledger import repo
 from axtrace.ledger.models import Alert, Outcome, Status, Step
 from axtrace.ledger.session import in_transaction
-from axtrace.workflow import load_alert, refusal
+from axtrace.workflow import load_alert, refusal, suppressed_reason
 
 Action = Literal["acknowledge", "resolve"]
 _ALLOWED_FROM: dict[str, tuple[str, ...]] = {
@@ -40,7 +40,12 @@ def _check(alert: Alert, action: Action, who: str) -> None:
 
 
 def _check_status(alert: Alert, action: Action, who: str) -> None:
-    """An action the alert's state no longer allows (someone else was first) is refused."""
+    """An action the alert's state no longer allows (someone else was first), or does not
+    allow yet (a maintenance window suppresses it), is refused."""
+    if alert.suppressed_until is not None and alert.status == Status.OPEN:
+        reason = f"{suppressed_reason(alert)}; no one needs to act before it is released"
+        record_refusal(alert.id or 0, who, action, reason)
+        raise Conflict(reason, field="status")
     if alert.status in _ALLOWED_FROM[action]:
         return
     if alert.status == Status.OPEN:

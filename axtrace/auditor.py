@@ -76,13 +76,22 @@ def repair_for(
         return Repair("redispatch", f"its run ended {run.state.lower()} before the alert closed")
     due = wake_at(alert)
     overdue = due is not None and now > due + GRACE
-    waits_for = Phase.ACKNOWLEDGE if alert.status == Status.OPEN else Phase.RESOLVE
+    waits_for = _waits_for(alert)
     if run.state == "PAUSED" and overdue and (run.pause_key or "").startswith(waits_for):
         return Repair("wake", f"the {_what_is_due(alert, due)} passed and no one woke the run")
     return None
 
 
+def _waits_for(alert: Alert) -> Phase:
+    """The wait a healthy run of the alert is paused in (a suppressed alert: its release)."""
+    if alert.suppressed_until is not None:
+        return Phase.SUPPRESSED
+    return Phase.ACKNOWLEDGE if alert.status == Status.OPEN else Phase.RESOLVE
+
+
 def _what_is_due(alert: Alert, due: datetime | None) -> str:
+    if alert.suppressed_until is not None:
+        return "maintenance window's end"
     if alert.status == Status.OPEN:
         return "acknowledge deadline"
     return "reminder time" if due == alert.remind_at else "resolve deadline"

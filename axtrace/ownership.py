@@ -26,6 +26,8 @@ def snapshot(policy: OwnershipPolicy) -> dict[str, Any]:
             level.pop("remind_every", None)
     if not data.get("detectors"):  # nor does a policy that watches no detector
         data.pop("detectors", None)
+    if not data.get("maintenance"):  # nor does a policy without maintenance windows
+        data.pop("maintenance", None)
     return data
 
 

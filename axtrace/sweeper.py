@@ -1,11 +1,11 @@
-"""The deadline sweeper: wakes runs whose acknowledge or resolve deadline has passed, or
-whose reminder is due.
+"""The deadline sweeper: wakes runs whose acknowledge or resolve deadline has passed, whose
+reminder is due, or whose maintenance window has ended.
 
 Prefect would fail an expired suspension without letting the flow act, so deadlines live in
 the ledger and this loop resumes the waiting run with an empty answer; the flow sees what is
 due (:func:`axtrace.workflow.deadline_step`) and escalates, marks the alert ignored or overdue,
-or reminds. Deadlines that passed while nothing was running fire on the first pass after a
-restart, and the flow records how late they fired.
+reminds, or releases a suppressed alert. Deadlines that passed while nothing was running
+fire on the first pass after a restart, and the flow records how late they fired.
 
 Each pass also runs the detectors' dead-man switch (:func:`axtrace.heartbeats.check_once`):
 it lives here because it is a deadline too, kept in the ledger and checked as often.
@@ -26,7 +26,8 @@ logger = logging.getLogger("axtrace.sweeper")
 
 
 async def sweep_once(client: Any) -> int:
-    """Resume every run whose wait is due (a deadline passed, a reminder); count them."""
+    """Resume every run whose wait is due (a deadline passed, a reminder, a window's end);
+    count them."""
     from prefect.client.schemas.responses import SetStateStatus
 
     from axtrace.workflow import decide, pause_key

@@ -7,9 +7,10 @@ from the top, the loop reads the ledger and arrives at the same wait, whose paus
 is taken in one transaction that also advances ``wait_seq``, so an answer is never taken twice.
 
 Deadlines are ours: the sweeper resumes a waiting run with an empty answer when
-:func:`wake_at` says so (an acknowledge deadline, a resolve deadline, a reminder), and
-:func:`deadline_step` decides what that wake does: escalate, mark the alert ignored (no one
-acknowledged) or overdue (no one resolved), or remind the current level.
+:func:`wake_at` says so (an acknowledge deadline, a resolve deadline, a reminder, the end of
+a maintenance window), and :func:`deadline_step` decides what that wake does: escalate, mark
+the alert ignored (no one acknowledged) or overdue (no one resolved), remind the current
+level, or release an alert a maintenance window suppressed (:mod:`axtrace.maintenance`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any, Literal, cast
 from pydantic import BaseModel, Field, create_model
 from sqlmodel import Session
 
-from axtrace import outbound, ownership
+from axtrace import maintenance, outbound, ownership
 from axtrace.events import emit_step
 from axtrace.ledger import repo
 from axtrace.ledger.models import (
@@ -53,6 +54,7 @@ logger = logging.getLogger("axtrace.workflow")
 class Phase(StrEnum):
     ASSIGN = "assign"
     SOURCE_RESOLVE = "source_resolve"
+    SUPPRESSED = "suppressed"
     NOTIFY = "notify"
     ACKNOWLEDGE = "acknowledge"
     RESOLVE = "resolve"
@@ -70,6 +72,8 @@ def decide(alert: Alert) -> Phase:
         return Phase.ASSIGN
     if alert.source_resolved_at is not None:
         return Phase.SOURCE_RESOLVE
+    if alert.suppressed_until is not None:
+        return Phase.SUPPRESSED
     if alert.notified_level < alert.level:
         return Phase.NOTIFY
     if alert.status == Status.OPEN:
@@ -84,13 +88,14 @@ def pause_key(alert: Alert, phase: Phase) -> str:
 def wake_at(alert: Alert) -> datetime | None:
     """When the alert's waiting run must be woken without an answer (pure; None: never).
 
-    An open alert: at its acknowledge deadline. An acknowledged one: at its resolve deadline
+    An open alert: at its acknowledge deadline, or while a maintenance window suppresses it
+    (no deadline runs then), at the window's end. An acknowledged one: at its resolve deadline
     until it is marked overdue, or at its next reminder, whichever comes first. Ignored,
     resolved and closed alerts have nothing to wake for. :func:`axtrace.ledger.repo.due_waits`
     is the same rule in SQL.
     """
     if alert.status == Status.OPEN:
-        return alert.ack_deadline
+        return alert.ack_deadline if alert.suppressed_until is None else alert.suppressed_until
     if alert.status != Status.ACKNOWLEDGED:
         return None
     resolve = alert.resolve_deadline if alert.overdue_at is None else None
@@ -103,10 +108,13 @@ def deadline_step(alert: Alert, now: datetime) -> Step | None:
     Past the acknowledge deadline of an open alert: escalate, or at the last level mark it
     ignored. Past the resolve deadline of an acknowledged one: escalate (the next level gets a
     fresh resolve window), or at the last level mark it overdue, once. Otherwise, past its
-    reminder time: remind the current level. A deadline comes before a reminder.
+    reminder time: remind the current level. A deadline comes before a reminder. Past the end
+    of the maintenance window that suppressed an open alert: release it.
     """
     pinned = cast(dict[str, Any], alert.policy)
     last = alert.level >= ownership.levels(pinned)
+    if alert.status == Status.OPEN and alert.suppressed_until is not None:
+        return Step.RELEASED if now >= alert.suppressed_until else None
     if alert.status == Status.OPEN:
         if alert.ack_deadline is None or now < alert.ack_deadline:
             return None
@@ -302,23 +310,52 @@ def assign(alert_id: int) -> dict[str, Any]:
         if alert.level:
             return []
         now = utcnow()
+        held = maintenance.hold(policy.maintenance, alert.received_at, now)
         alert.policy = pinned
         alert.policy_version = ownership.version(pinned)
         alert.workflow_version = version
         alert.owner = policy.owning_team
         alert.level = 1
-        alert.ack_deadline = now + ownership.ack_window(pinned, 1, alert.severity)
-        alert.resolve_deadline = alert.received_at + ownership.resolve_window(
-            pinned, alert.severity
-        )
-        return [_record(session, alert, Step.ASSIGNED, "axtrace", {
+        if held is None:
+            _start_deadlines(alert, now, alert.received_at)
+        assigned = _record(session, alert, Step.ASSIGNED, "axtrace", {
             "owner": alert.owner, "level": 1, "responders": ownership.responders(pinned, 1),
             "policy_version": alert.policy_version, "workflow_version": version,
             "ack_deadline": alert.ack_deadline, "resolve_deadline": alert.resolve_deadline,
-        })]
+        })
+        return [assigned] if held is None else [assigned, _suppress(session, alert, held)]
 
     done = _commit_and_emit(work)
     return done[0][3] if done else {}
+
+
+def _start_deadlines(alert: Alert, now: datetime, resolve_from: datetime) -> None:
+    """Level 1's acknowledge deadline from ``now``, the resolve deadline from ``resolve_from``
+    (receipt; or the release from a maintenance window)."""
+    pinned = cast(dict[str, Any], alert.policy)
+    alert.ack_deadline = now + ownership.ack_window(pinned, alert.level, alert.severity)
+    alert.resolve_deadline = resolve_from + ownership.resolve_window(pinned, alert.severity)
+
+
+def _suppress(
+    session: Session, alert: Alert, held: maintenance.Hold,
+) -> tuple[Alert, Step, str, dict[str, Any]]:
+    """Hold the alert back until its maintenance window ends: no one paged, no deadline."""
+    alert.suppressed_until = held.until
+    return _record(session, alert, Step.SUPPRESSED, "axtrace", held.detail())
+
+
+def _release(
+    session: Session, alert: Alert, now: datetime,
+) -> tuple[Alert, Step, str, dict[str, Any]]:
+    """The window that suppressed the open alert has ended: the chain starts, deadlines fresh."""
+    late = _late_by(alert.suppressed_until, now)
+    until, alert.suppressed_until = alert.suppressed_until, None
+    _start_deadlines(alert, now, now)
+    return _record(session, alert, Step.RELEASED, "axtrace", {
+        "level": alert.level, "suppressed_until": until, "late_by_s": late,
+        "ack_deadline": alert.ack_deadline, "resolve_deadline": alert.resolve_deadline,
+    })
 
 
 def notify(alert_id: int) -> dict[str, Any]:
@@ -454,7 +491,7 @@ def resolve_at_source(alert_id: int) -> dict[str, Any]:
         alert.status, alert.outcome = Status.RESOLVED.value, Outcome.RESOLVED_AT_SOURCE.value
         actor = f"source:{alert.source}"
         alert.resolved_at, alert.resolved_by, alert.ack_deadline = now, actor, None
-        alert.remind_at = None
+        alert.remind_at, alert.suppressed_until = None, None
         return [_record(session, alert, Step.RESOLVED, actor, {
             "outcome": alert.outcome, "at_source": True, "level": alert.level,
             "source_resolved_at": alert.source_resolved_at,
@@ -477,6 +514,8 @@ def _apply(
             return _record(session, alert, Step.REFUSED, "anonymous",
                            {"action": action, "reason": "no responder chosen"})
         return _act_on_time(session, alert, due, now, reminder)
+    if phase is Phase.SUPPRESSED:
+        return refusal(session, alert, who, action, suppressed_reason(alert))
     if not ownership.may_act(pinned, alert.level, who):
         return refusal(session, alert, who, action)
     if phase is Phase.ACKNOWLEDGE:
@@ -512,6 +551,12 @@ def refusal(
     })
 
 
+def suppressed_reason(alert: Alert) -> str:
+    until = alert.suppressed_until
+    when = f"{until:%Y-%m-%d %H:%M:%S} UTC" if until else "its end"
+    return f"alert {alert.id} is suppressed by a maintenance window until {when}"
+
+
 def _late_by(deadline: datetime | None, now: datetime) -> float | None:
     if deadline is None or now <= deadline:
         return None
@@ -524,6 +569,8 @@ def _act_on_time(
     """Record what :func:`deadline_step` decided for a wake without an answer."""
     if due is Step.ESCALATED:
         return _escalate(session, alert, now)
+    if due is Step.RELEASED:
+        return _release(session, alert, now)
     if due is Step.IGNORED:
         late = _late_by(alert.ack_deadline, now)
         alert.status = Status.IGNORED.value
@@ -607,6 +654,8 @@ async def wait_for_answer(alert: Alert, phase: Phase) -> Answer:
     from prefect import get_run_logger
     from prefect.flow_runs import suspend_flow_run
 
+    if phase is Phase.SUPPRESSED:
+        return await wait_for_release(alert)
     allowed = ownership.responders(cast(dict[str, Any], alert.policy), alert.level)
     deadline = alert.ack_deadline if phase is Phase.ACKNOWLEDGE else alert.resolve_deadline
     get_run_logger().info(
@@ -623,6 +672,20 @@ async def wait_for_answer(alert: Alert, phase: Phase) -> Answer:
         responder=given.responder, note=given.note or "", outcome=getattr(given, "outcome", None),
         answered_at=await _answered_at(alert, pause_key(alert, phase)),
     )
+
+
+async def wait_for_release(alert: Alert) -> Answer:
+    """Suspend the run of a suppressed alert until the sweeper wakes it at the window's end
+    (or the source resolves it): no form, no one is asked anything."""
+    from prefect import get_run_logger
+    from prefect.flow_runs import asuspend_flow_run
+
+    line = f"{suppressed_reason(alert)}: no one is paged."
+    get_run_logger().info(line)
+    await publish_artifact(alert, markdown_text(line))
+    await asuspend_flow_run(key=pause_key(alert, Phase.SUPPRESSED),
+                           timeout=int(BACKSTOP.total_seconds()))
+    return Answer()
 
 
 def waiting_line(alert: Alert, phase: Phase, allowed: list[str]) -> str:

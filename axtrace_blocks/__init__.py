@@ -7,6 +7,7 @@ lookup, worker start and server start, so it must stay cheap: Prefect, pydantic 
 
 from axtrace.vocabulary import SEVERITIES, Severity
 from axtrace_blocks.email import EmailNotification
+from axtrace_blocks.maintenance import MaintenanceWindow
 from axtrace_blocks.policy import DeadlineOverride, Detector, EscalationLevel, OwnershipPolicy
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "Detector",
     "EmailNotification",
     "EscalationLevel",
+    "MaintenanceWindow",
     "OwnershipPolicy",
     "Severity",
 ]

@@ -23,6 +23,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from axtrace.vocabulary import SEVERITIES, SITE_SLUG, shorthand_duration
+from axtrace_blocks.maintenance import MaintenanceWindow
 
 
 def _parse_duration(value: Any) -> Any:
@@ -213,6 +214,13 @@ class OwnershipPolicy(Block):
         description=(
             "Let the notification template's own text mention everyone (@channel, @here, "
             "@everyone, <!here> ...); mentions inside alert fields are always neutralised."
+        ),
+    )
+    maintenance: list[MaintenanceWindow] = Field(
+        default_factory=list,
+        description=(
+            "Maintenance windows: an alert received in one is recorded and assigned, but no "
+            "one is paged until the window ends."
         ),
     )
 

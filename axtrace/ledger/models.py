@@ -65,6 +65,8 @@ class Step(StrEnum):
     RESOLVED = "resolved"
     CLOSED = "closed"
     REPAIRED = "repaired"
+    SUPPRESSED = "suppressed"
+    RELEASED = "released"
 
 
 ACK_DEADLINE_PASSED = "acknowledge deadline passed"
@@ -125,6 +127,8 @@ class Alert(AlertBase, table=True):
     """When the level an acknowledged alert sits at is reminded next (its ``remind_every``)."""
     overdue_at: datetime | None = _ts()
     """When the last level's resolve deadline passed: nothing escalates any more."""
+    suppressed_until: datetime | None = _ts(index=True)
+    """While a maintenance window holds the alert back: when it ends (then it is released)."""
     acknowledged_at: datetime | None = _ts()
     acknowledged_by: str | None = Field(default=None, max_length=200)
     resolved_at: datetime | None = _ts()
@@ -318,6 +322,7 @@ class AlertPublic(AlertBase):
     resolve_deadline: datetime | None
     remind_at: datetime | None = None
     overdue_at: datetime | None = None
+    suppressed_until: datetime | None = None
     acknowledged_by: str | None
     acknowledged_at: datetime | None
     resolved_by: str | None

@@ -189,17 +189,19 @@ def list_alerts(
 
 
 def due_waits(*, session: Session, now: datetime) -> Sequence[Alert]:
-    """Alerts with a run to wake at ``now``: open past the acknowledge deadline; acknowledged
-    past the resolve deadline (and not marked overdue yet) or past the next reminder. The
-    rule of :func:`axtrace.workflow.wake_at`, in SQL so the indexes find them."""
+    """Alerts with a run to wake at ``now``: open past the acknowledge deadline or the end of
+    the maintenance window that suppressed it; acknowledged past the resolve deadline (and not
+    marked overdue yet) or past the next reminder. The rule of
+    :func:`axtrace.workflow.wake_at`, in SQL so the indexes find them."""
+    opened = and_(col(Alert.status) == Status.OPEN.value,
+                  or_(col(Alert.ack_deadline) <= now, col(Alert.suppressed_until) <= now))
     acknowledged = and_(
         col(Alert.status) == Status.ACKNOWLEDGED.value,
         or_(and_(col(Alert.resolve_deadline) <= now, col(Alert.overdue_at).is_(None)),
             col(Alert.remind_at) <= now))
     return session.exec(
         select(Alert).where(
-            or_(and_(col(Alert.status) == Status.OPEN.value, col(Alert.ack_deadline) <= now),
-                acknowledged),
+            or_(opened, acknowledged),
             col(Alert.flow_run_id).is_not(None),
         ).order_by(col(Alert.id))
     ).all()

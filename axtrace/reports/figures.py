@@ -20,12 +20,15 @@ happened to them afterwards counts as of ``now`` (the time the report is made). 
   either deadline).
 - **deadlines**: escalations (steps) by the deadline that passed, acknowledge or resolve;
   reminders sent (``reminded`` steps); alerts marked ``overdue`` (the last level's resolve
-  deadline passed).
+  deadline passed); alerts received in a maintenance window (``suppressed`` steps) and those
+  still open when it ended (``released`` steps).
 - **ignored rate**: share of raised alerts that no one acknowledged at any level (marked
   ``ignored``; they may have been resolved later, still unacknowledged).
 - **step adherence**: share of closed alerts whose trace, ``refused`` steps set aside, reads
   ``received, assigned, notified, (escalated, notified)*, acknowledged | ignored, resolved,
-  closed`` exactly (no step missing, repeated or out of order); after ``acknowledged``,
+  closed`` exactly (no step missing, repeated or out of order); ``suppressed, released`` may
+  come before ``notified`` (a maintenance window), and ``received, assigned, suppressed,
+  resolved, closed`` (resolved at the source in the window) adheres too; after ``acknowledged``,
   ``reminded`` steps, ``escalated, notified`` pairs for the resolve deadline and one
   ``overdue`` may come, in that order of events (see :data:`ADHERENT`).
 - **outcomes**: resolved alerts per outcome (the reason code chosen at resolution);
@@ -79,11 +82,13 @@ MAX_WEEKS = 260
 _EPOCH_MONDAY = date(1969, 12, 29)
 _NEVER = datetime.min.replace(tzinfo=UTC)
 ADHERENT = re.compile(
-    r"received,assigned,notified(,escalated,notified)*,"
+    r"received,assigned,(suppressed,resolved|(suppressed,released,)?notified(,escalated,notified)*,"
     r"(ignored|acknowledged(,reminded)*(,escalated,notified(,reminded)*)*(,overdue(,reminded)*)?)"
-    r",resolved,closed")
-"""The required steps in the required order, ``refused`` steps set aside: after an
-acknowledgement, reminders, escalations for the resolve deadline and at most one ``overdue``."""
+    r",resolved),closed")
+"""The required steps in the required order, ``refused`` steps set aside: a maintenance window
+may hold the chain back (``suppressed, released``) before it starts, or the source resolve the
+alert while it is held (``suppressed, resolved``); after an acknowledgement, reminders,
+escalations for the resolve deadline and at most one ``overdue``."""
 _TOKEN = re.compile(r"(\d+)(\D.*)")
 
 
@@ -237,13 +242,16 @@ def site_figures(site: str, found: Found, newest: str | None) -> SiteFigures:
 
 
 def deadline_figures(rows: Sequence[Any], overdue: int) -> DeadlineFigures:
-    """Escalations by reason and reminders (summed over sites for all sites), and overdue."""
+    """Escalations by reason, reminders, suppressed and released alerts (summed over sites for
+    all sites), and overdue."""
     tally = Tally()
     for row in rows:
-        tally.add(row, ("escalated_ack", "escalated_resolve", "reminded"))
+        tally.add(row, ("escalated_ack", "escalated_resolve", "reminded", "suppressed",
+                        "released"))
     return DeadlineFigures(escalated_for_acknowledge=tally["escalated_ack"],
                            escalated_for_resolve=tally["escalated_resolve"],
-                           reminded=tally["reminded"], overdue=overdue)
+                           reminded=tally["reminded"], overdue=overdue,
+                           suppressed=tally["suppressed"], released=tally["released"])
 
 
 def steps_of(path: str) -> tuple[str, ...]:

@@ -56,7 +56,8 @@ class Counts(BaseModel):
 
 class DeadlineFigures(BaseModel):
     """What deadlines did to the alerts of the period: escalations by the deadline that passed
-    (steps), reminders sent (steps) and alerts marked overdue."""
+    (steps), reminders sent (steps), alerts marked overdue, and alerts suppressed and released
+    by maintenance windows."""
 
     escalated_for_acknowledge: int = Field(
         default=0, description="Escalations because an acknowledge deadline passed.")
@@ -65,6 +66,11 @@ class DeadlineFigures(BaseModel):
     reminded: int = Field(default=0, description="Reminders sent to a level (reminded steps).")
     overdue: int = Field(
         default=0, description="Alerts whose last level's resolve deadline passed.")
+    suppressed: int = Field(
+        default=0, description="Alerts received in a maintenance window (suppressed steps).")
+    released: int = Field(
+        default=0,
+        description="Suppressed alerts still open when their window ended (released steps).")
 
 
 class DetectorFigures(BaseModel):

@@ -203,16 +203,23 @@ class Where:
 
 def ignored() -> ColumnElement[bool]:
     """No one acknowledged at any level: marked ignored, or resolved without acknowledgement
-    (the workflow only lets an alert be resolved unacknowledged after it was marked ignored)."""
+    (the workflow only lets an alert be resolved unacknowledged after it was marked ignored,
+    or by its source) once someone was notified (not one resolved at its source while a
+    maintenance window held it back: no one was asked)."""
     return and_(A.acknowledged_at.is_(None),
-                or_(A.status == Status.IGNORED.value, A.resolved_at.is_not(None)))
+                or_(A.status == Status.IGNORED.value, asked_and_resolved()))
+
+
+def asked_and_resolved() -> ColumnElement[bool]:
+    """Resolved after someone was notified of it."""
+    return and_(A.resolved_at.is_not(None), A.notified_level >= 1)
 
 
 def ack_due(as_of: datetime) -> ColumnElement[bool]:
     """The first acknowledge deadline is settled: acknowledged, escalated, ignored (marked, or
     resolved unacknowledged), or still open past it. (``ignored()`` folded in, for speed.)"""
     return or_(A.acknowledged_at.is_not(None), A.level >= 2,
-               A.status == Status.IGNORED.value, A.resolved_at.is_not(None),
+               A.status == Status.IGNORED.value, asked_and_resolved(),
                and_(A.status == Status.OPEN.value, A.ack_deadline < as_of))
 
 
@@ -341,11 +348,16 @@ def acks_on_time(conn: Connection, where: Where) -> Rows:
     return conn.execute(query).all()
 
 
+DEADLINE_STEPS = [Step.ESCALATED.value, Step.REMINDED.value, Step.SUPPRESSED.value,
+                  Step.RELEASED.value]
+
+
 def deadline_steps(conn: Connection, where: Where) -> Rows:
-    """Per site: escalations for the acknowledge deadline and for the resolve deadline, and
-    reminders, counted as steps of the alerts in scope. An escalation whose reason is not the
-    resolve deadline was for the acknowledge deadline (the only kind before resolve deadlines
-    escalated)."""
+    """Per site: escalations for the acknowledge deadline and for the resolve deadline,
+    reminders, and alerts suppressed and released by maintenance windows, counted as steps of
+    the alerts in scope (each alert is suppressed and released at most once). An escalation
+    whose reason is not the resolve deadline was for the acknowledge deadline (the only kind
+    before resolve deadlines escalated)."""
     reason = func.coalesce(T.detail["reason"].as_string(), "")
     escalated = T.step == Step.ESCALATED.value
     query = (
@@ -354,9 +366,11 @@ def deadline_steps(conn: Connection, where: Where) -> Rows:
                    "escalated_ack"),
                count_if(and_(escalated, reason == RESOLVE_DEADLINE_PASSED)).label(
                    "escalated_resolve"),
-               count_if(T.step == Step.REMINDED.value).label("reminded"))
+               count_if(T.step == Step.REMINDED.value).label("reminded"),
+               count_if(T.step == Step.SUPPRESSED.value).label("suppressed"),
+               count_if(T.step == Step.RELEASED.value).label("released"))
         .select_from(TRACE.join(ALERT, A.id == T.alert_id))
-        .where(T.step.in_([Step.ESCALATED.value, Step.REMINDED.value]), *where.terms())
+        .where(T.step.in_(DEADLINE_STEPS), *where.terms())
         .group_by(where.col(A.site))
     )
     return conn.execute(query).all()

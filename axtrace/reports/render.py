@@ -81,6 +81,8 @@ DEADLINES = (
            ("deadlines", "escalated_for_resolve"), fmt_int),
     Column("reminded", "Reminded", ("deadlines", "reminded"), fmt_int),
     Column("overdue", "Overdue", ("deadlines", "overdue"), fmt_int),
+    Column("suppressed", "Suppressed", ("deadlines", "suppressed"), fmt_int),
+    Column("released", "Released", ("deadlines", "released"), fmt_int),
 )
 COLUMNS = VOLUME + PROCEDURE + DEADLINES
 """Every per-site figure, in table order."""

@@ -252,6 +252,7 @@ class AlertState(Protocol):
     resolved_at: datetime | None
     outcome: str | None
     overdue_at: datetime | None
+    suppressed_until: datetime | None
     trace_len: int
     trace_head: str
     trace_seal: str | None
@@ -260,15 +261,17 @@ class AlertState(Protocol):
 
 STATE = tuple(dict.fromkeys((
     "id", "site", "status", "level", "notified_level", "acknowledged_at", "resolved_at",
-    "overdue_at", "trace_len", "trace_head", "trace_seal", "state_seal", *seal.SEALED)))
+    "overdue_at", "suppressed_until", "trace_len", "trace_head", "trace_seal", "state_seal",
+    *seal.SEALED)))
 
 
 def implied_steps(alert: AlertState) -> set[str]:
     """Steps the alert's state says its trace must hold. Level 2 or beyond implies an
-    ``escalated`` step (for either deadline); ``overdue_at`` an ``overdue`` step. A
-    ``reminded`` step leaves no mark on the alert's state, so none is implied. A resolve by
-    a person implies an acknowledgement or an ``ignored`` step; one by the source (e.g. a
-    silent detector's next heartbeat) may come while the alert is still open."""
+    ``escalated`` step (for either deadline); ``overdue_at`` an ``overdue`` step;
+    ``suppressed_until`` a ``suppressed`` step. Resolved without an acknowledgement implies
+    ``ignored``, unless its source resolved it (e.g. a silent detector's next heartbeat: it
+    may do so while the alert is open). A ``reminded`` or ``released`` step leaves no mark on
+    the alert's state, so none is implied."""
     steps = {Step.RECEIVED.value}
     if alert.level >= 1:
         steps.add(Step.ASSIGNED.value)
@@ -283,6 +286,8 @@ def implied_steps(alert: AlertState) -> set[str]:
         steps.add(Step.IGNORED.value)  # a source may resolve an alert no one acknowledged
     if alert.overdue_at is not None:
         steps.add(Step.OVERDUE.value)
+    if alert.suppressed_until is not None:
+        steps.add(Step.SUPPRESSED.value)
     if alert.resolved_at is not None:
         steps.add(Step.RESOLVED.value)
     if alert.status == Status.CLOSED:

@@ -382,8 +382,9 @@ def test_the_ui_form_offers_every_policy_field_in_declaration_order() -> None:
         "notification_template",
         "allow_mass_mentions",
         "detectors",
+        "maintenance",
     ]
-    assert [properties[name]["position"] for name in properties] == list(range(9))
+    assert [properties[name]["position"] for name in properties] == list(range(10))
     assert set(fields["required"]) == {"site", "owning_team", "escalation_chain", "resolve_within"}
     assert fields["secret_fields"] == []
 

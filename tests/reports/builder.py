@@ -49,11 +49,14 @@ class Ledger:
         refusals: int = 0, workflow: str = "wf-2", policy: str = "pol-1",
         assign: bool = True, steps: Sequence[str] | None = None,
         resolve_escalations: int = 0, reminders: int = 0, overdue: bool = False,
+        suppress: float | None = None,
     ) -> int:
         """One alert received ``after`` seconds past T0; ``ack``/``resolve`` are seconds after
         receipt; ``steps`` replaces the trace written (the alert row stays as told). After the
         acknowledgement, ``resolve_escalations`` resolve deadlines pass, ``reminders``
-        reminders come a minute apart, and ``overdue`` marks the last deadline passed."""
+        reminders come a minute apart, and ``overdue`` marks the last deadline passed.
+        ``suppress``: a maintenance window held it back that long after receipt; it is then
+        released (and its deadlines start) unless resolved (at the source) before."""
         self.count += 1
         received = at(after)
         row = repo.create_alert(
@@ -63,6 +66,8 @@ class Ledger:
         story: list[tuple[Step, datetime, dict[str, object]]] = []
         if assign:
             self._assign(row, received, workflow, policy, story)
+            if suppress is not None:
+                self._suppress(row, received, story, until=suppress, resolve=resolve)
             self._respond(row, received, story, ack=ack, escalations=escalations,
                           ignored=ignored, refusals=refusals)
             self._linger(row, story, escalations=resolve_escalations, reminders=reminders,
@@ -80,6 +85,24 @@ class Ledger:
         row.resolve_deadline = received + timedelta(seconds=RESOLVE_S)
         story += [(Step.ASSIGNED, received, {"level": 1}),
                   (Step.NOTIFIED, received, {"level": 1})]
+
+    def _suppress(self, row: Alert, received: datetime,
+                  story: list[tuple[Step, datetime, dict[str, object]]], *, until: float,
+                  resolve: float | None) -> None:
+        """Suppressed on assignment; released at ``until`` unless resolved before (then never
+        notified), or still held (``suppressed_until`` set) when the window has not ended."""
+        end = received + timedelta(seconds=until)
+        row.notified_level, row.ack_deadline, row.resolve_deadline = 0, None, None
+        story[-1:] = [(Step.SUPPRESSED, received, {"until": end})]
+        if resolve is not None and resolve < until:
+            return
+        if end > NOW:
+            row.suppressed_until = end
+            return
+        row.notified_level = 1
+        row.ack_deadline = end + timedelta(seconds=ACK_S)
+        row.resolve_deadline = end + timedelta(seconds=RESOLVE_S)
+        story += [(Step.RELEASED, end, {"level": 1}), (Step.NOTIFIED, end, {"level": 1})]
 
     def _respond(self, row: Alert, received: datetime,
                  story: list[tuple[Step, datetime, dict[str, object]]], *, ack: float | None,

@@ -327,13 +327,13 @@ def test_deadlines_count_escalations_by_reason_reminders_and_overdue_alerts(
     deadlines = {s.site: s.deadlines.model_dump() for s in report.sites if s.counts.raised}
     assert deadlines == {
         "alpha": {"escalated_for_acknowledge": 0, "escalated_for_resolve": 2, "reminded": 2,
-                  "overdue": 0},
+                  "overdue": 0, "suppressed": 0, "released": 0},
         "beta": {"escalated_for_acknowledge": 1, "escalated_for_resolve": 1, "reminded": 0,
-                 "overdue": 1},
+                 "overdue": 1, "suppressed": 0, "released": 0},
     }
     assert report.all_sites.deadlines.model_dump() == {
         "escalated_for_acknowledge": 1, "escalated_for_resolve": 3, "reminded": 2,
-        "overdue": 1}
+        "overdue": 1, "suppressed": 0, "released": 0}
     alpha, beta = site(report, "alpha"), site(report, "beta")
     assert (alpha.resolve_compliance.count, alpha.resolve_compliance.of) == (1, 3)
     assert (beta.resolve_compliance.count, beta.resolve_compliance.of) == (1, 2)
@@ -342,3 +342,58 @@ def test_deadlines_count_escalations_by_reason_reminders_and_overdue_alerts(
     assert (alpha.escalation_rate.count, alpha.escalation_rate.of) == (2, 3)
     assert (alpha.step_adherence.count, alpha.step_adherence.of) == (2, 2)
     assert (beta.step_adherence.count, beta.step_adherence.of) == (1, 1)
+
+
+def test_maintenance_windows_count_suppressed_and_released_alerts_and_hide_none(
+    session: Session, ledger: Ledger,
+) -> None:
+    """Acknowledge within 300 s, resolve within 3600 s, both counted from the release.
+
+    alpha: a1 held 600 s, released at 600 (acknowledge by 900, resolve by 4200), acknowledged
+    at 660, resolved at 1200; a2 held 600 s and resolved at its source at 300 (no one was
+    notified: not ignored, no deadline due); a3 received 60 s before the report in a window of
+    600 s, still held; a4 no window, acknowledged at 60, resolved at 600. Raised 4, open 1
+    (a3); suppressed 3, released 1; acknowledged on time 2 of 2 (a1, a4; a2 and a3 had no
+    deadline), ignored 0 of 4, resolved on time 2 of 2, adherence 3 of 3 closed; time to
+    acknowledge counts from receipt, the window included: 660 and 60, median 360.
+    beta: b1 held 1800 s, acknowledged at 2400 (300 s late: its deadline was 2100), resolved
+    at 3000 (by 5400); b2 no window, escalated once, acknowledged at 400, resolved at 1800.
+    Suppressed 1, released 1; acknowledged on time 0 of 2, resolved on time 2 of 2.
+    """
+    ledger.alert("alpha", suppress=600, ack=660, resolve=1200)
+    ledger.alert("alpha", suppress=600, resolve=300, outcome="resolved_at_source")
+    ledger.alert("alpha", after=(NOW - T0).total_seconds() - 60, suppress=600)
+    ledger.alert("alpha", after=3600, ack=60, resolve=600)
+    ledger.alert("beta", suppress=1800, ack=2400, resolve=3000)
+    ledger.alert("beta", after=3600, escalations=1, ack=400, resolve=1800)
+
+    report = report_of(session)
+
+    held = {s.site: (s.deadlines.suppressed, s.deadlines.released)
+            for s in report.sites if s.counts.raised}
+    assert held == {"alpha": (3, 1), "beta": (1, 1)}
+    assert (report.all_sites.deadlines.suppressed, report.all_sites.deadlines.released) == (4, 2)
+    alpha, beta = site(report, "alpha"), site(report, "beta")
+    assert (alpha.counts.raised, alpha.counts.open, alpha.counts.resolved) == (4, 1, 3)
+    assert (alpha.ack_compliance.count, alpha.ack_compliance.of) == (2, 2)
+    assert (alpha.ignored_rate.count, alpha.ignored_rate.of) == (0, 4)
+    assert (alpha.resolve_compliance.count, alpha.resolve_compliance.of) == (2, 2)
+    assert (alpha.step_adherence.count, alpha.step_adherence.of) == (3, 3)
+    assert alpha.time_to_acknowledge.median_s == 360
+    assert (beta.ack_compliance.count, beta.ack_compliance.of) == (0, 2)
+    assert (beta.resolve_compliance.count, beta.resolve_compliance.of) == (2, 2)
+    assert (beta.step_adherence.count, beta.step_adherence.of) == (2, 2)
+
+
+@pytest.mark.parametrize(("path", "adheres"), [
+    ("received,assigned,suppressed,released,notified,acknowledged,resolved,closed", True),
+    ("received,assigned,suppressed,resolved,closed", True),
+    ("received,assigned,suppressed,released,notified,escalated,notified,ignored,resolved,closed",
+     True),
+    ("received,assigned,suppressed,notified,acknowledged,resolved,closed", False),
+    ("received,assigned,suppressed,acknowledged,resolved,closed", False),
+    ("received,assigned,released,notified,acknowledged,resolved,closed", False),
+])
+def test_a_window_may_hold_the_chain_back_but_not_replace_it(path: str, adheres: bool) -> None:
+    tokens = ",".join(f"{i}{step}" for i, step in enumerate(path.split(","), start=1))
+    assert follows_procedure(tokens) is adheres

@@ -231,3 +231,16 @@ def test_an_alert_its_source_resolved_before_anyone_acknowledged_it_implies_no_i
     ledger.alert("alpha", resolve=30, outcome="fixed")  # a person's resolve needs an ack
     [finding] = verify_ledger(session)
     assert (finding.what, finding.found) == ("alert 2 trace", "missing ignored (truncated?)")
+
+
+def test_suppressed_and_released_alerts_verify_and_a_held_one_implies_its_suppressed_step(
+    session: Session, ledger: Ledger,
+) -> None:
+    ledger.alert("alpha", suppress=600, ack=660, resolve=1200)
+    ledger.alert("alpha", suppress=600, resolve=300, outcome="resolved_at_source")
+    ledger.alert("alpha", after=(NOW - T0).total_seconds() - 60, suppress=600)
+    assert verify_ledger(session) == []
+    ledger.alert("beta", after=(NOW - T0).total_seconds() - 60, suppress=600,
+                 steps=["received", "assigned"])
+    [finding] = verify_ledger(session)
+    assert (finding.what, finding.found) == ("alert 4 trace", "missing suppressed (truncated?)")

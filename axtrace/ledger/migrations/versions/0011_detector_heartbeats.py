@@ -5,7 +5,7 @@ heartbeat. The sweeper raises one alert per silence (``silent_alert_id``) and th
 heartbeat clears it, so a restart neither forgets a silence nor raises it twice.
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-03 19:10:00
 """
 
@@ -19,7 +19,7 @@ import axtrace.ledger.models
 
 revision: str = '0011'
 # Chained after 0009 on main; 0010 comes from another branch and the merge re-chains this one.
-down_revision: str | None = '0009'
+down_revision: str | None = '0010'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
