@@ -21,6 +21,7 @@ process writing one ledger must hold the same key (scaled out: set ``AXTRACE_LED
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -86,13 +87,20 @@ def _from_file(path: Path, *, create: bool) -> bytes | None:
 
 
 def _write_new(path: Path) -> None:
-    """A new random key, written once: the loser of a race keeps the winner's file."""
+    """A new random key, written once: the loser of a race keeps the winner's file. The key
+    is written whole to a file of this process's own first and then linked to ``path`` (a
+    link never replaces a file), so no process ever reads a key file still being written."""
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    with os.fdopen(fd, "w") as out:
-        out.write(secrets.token_hex(32) + "\n")
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(draft, path)
+    finally:
+        draft.unlink(missing_ok=True)
 
 
 def _mac(key: bytes, parts: list[Any]) -> str:

@@ -381,8 +381,8 @@ def test_the_ui_form_offers_every_policy_field_in_declaration_order() -> None:
         "notification_block",
         "notification_template",
         "allow_mass_mentions",
-        "detectors",
         "maintenance",
+        "detectors",
     ]
     assert [properties[name]["position"] for name in properties] == list(range(10))
     assert set(fields["required"]) == {"site", "owning_team", "escalation_chain", "resolve_within"}
