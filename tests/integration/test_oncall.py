@@ -85,6 +85,10 @@ def test_who_is_on_call_is_pinned_at_assignment_and_again_at_escalation(
     assert step["detail"]["on_call"] == {"level": 1, "names": ["olga"], "source": "calendar",
                                          "calendar": str(workdir / "first.ics")}
     assert assigned["on_call"] == {"1": ["olga"]}
+    page = stack.http.get("/v1/sites/rota")
+    assert page.status_code == 200, page.text
+    first = page.json()["policy"]["levels"][0]["on_call"]
+    assert (first["names"], first["source"]) == (["olga"], "calendar")
 
     # the second line's shift changes two seconds from now: olga's ends, paul's begins
     calendar(workdir / "second.ics", [("On call: olga", -600, 2), ("On call: paul", 2, 600)])

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from icalendar import Calendar
@@ -106,7 +107,8 @@ def test_nobody_on_call_falls_back_to_the_responders_and_says_why(shifts: Calend
                             "level's responders")
     alone = oncall.decide(1, {"responders": [], "oncall_calendar": "/cal.ics"}, shifts, thursday)
     assert (alone.names, alone.source) == ([], "nobody")
-    assert alone.reason is not None and alone.reason.endswith("no responders to fall back to")
+    assert alone.reason is not None
+    assert alone.reason.endswith("no responders to fall back to")
 
 
 def test_the_calendar_wins_over_the_responders_while_someone_is_on_call(
@@ -139,7 +141,8 @@ def test_a_plan_skips_levels_with_nobody_and_records_them(shifts: Calendar) -> N
     ]}
     thursday = at("2026-12-03T10:00")
     plan = oncall.plan(pinned, 1, thursday, lambda source: shifts)
-    assert plan.level == 3 and plan.found.names == ["manager"]
+    assert plan.level == 3
+    assert plan.found.names == ["manager"]
     assert [f.level for f in plan.skipped] == [1, 2]
     assert plan.pinned() == {"1": [], "2": [], "3": ["manager"]}
     assert plan.detail()["skipped"][0]["source"] == "nobody"
@@ -184,16 +187,17 @@ def test_a_file_is_read_and_read_again_as_soon_as_it_changes(tmp_path: Path) -> 
 def test_a_missing_or_broken_file_is_a_reason_not_an_exception(tmp_path: Path) -> None:
     read = oncall.reader(allow_private=False)
     missing = read(str(tmp_path / "nope.ics"))
-    assert isinstance(missing, str) and "FileNotFoundError" in missing
+    assert isinstance(missing, str)
+    assert "FileNotFoundError" in missing
     broken = tmp_path / "broken.ics"
     broken.write_text("this is not a calendar")
     assert isinstance(read(str(broken)), str)
 
 
 class _Feed(http.server.BaseHTTPRequestHandler):
-    served: list[str] = []
+    served: ClassVar[list[str]] = []
 
-    def do_GET(self) -> None:  # noqa: N802  (the standard library's name)
+    def do_GET(self) -> None:
         self.served.append(self.path)
         if not self.path.startswith("/private/"):
             self.send_error(404)
