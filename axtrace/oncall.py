@@ -27,10 +27,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-from icalendar import Calendar, Component
+if TYPE_CHECKING:  # imported where used: a site without calendars does not pay for them
+    from icalendar import Calendar, Component
 
 CACHE_SECONDS = 300.0
 """How long a calendar read is used before it is read again (a changed file: at once)."""
@@ -153,7 +154,7 @@ def decide(number: int, level: Mapping[str, Any], read: Calendar | str | None,
     source = level.get("oncall_calendar")
     if source is None:
         return Found(number, responders, "responders")
-    if isinstance(read, Calendar):
+    if read is not None and not isinstance(read, str):
         names = on_call_at(read, at, level.get("oncall_name_pattern"))
         if names:
             return Found(number, names, "calendar", source)
@@ -192,6 +193,8 @@ def read_calendar(source: str, *, allow_private: bool,
                   clock: Callable[[], float] = time.monotonic) -> Calendar:
     """The calendar at ``source`` (a file path or an https URL), from the cache when read
     less than :data:`CACHE_SECONDS` ago (a file: and unchanged since). Raises on failure."""
+    from icalendar import Calendar
+
     key = (source, _file_version(source) if not is_url(source) else None)
     with _lock:
         hit = _cache.get(key)
