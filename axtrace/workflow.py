@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from pydantic import BaseModel, Field, create_model
 from sqlmodel import Session
@@ -41,6 +41,9 @@ from axtrace.ledger.session import in_transaction, ledger_session
 from axtrace.outbound import Notification
 from axtrace.text import markdown_link, markdown_text, printable
 from axtrace.version import workflow_version
+
+if TYPE_CHECKING:
+    from axtrace_blocks import OwnershipPolicy
 
 FLOW_NAME = "respond-to-alert"
 FLOW_ENTRYPOINT = "flows/respond.py:respond_to_alert"
@@ -283,18 +286,23 @@ def load_alert(alert_id: int) -> Alert:
         return repo.get_alert(session=session, alert_id=alert_id)
 
 
-def assign(alert_id: int) -> dict[str, Any]:
-    """Pin the site's policy on the alert and give it to level 1 of the chain."""
+def site_policy(site: str) -> OwnershipPolicy:
+    """The site's policy block as it is now (``LookupError`` saying how to add one)."""
     from axtrace_blocks import OwnershipPolicy
 
-    site = load_alert(alert_id).site
     try:
-        policy = cast(OwnershipPolicy, OwnershipPolicy.load(site))
+        return cast(OwnershipPolicy, OwnershipPolicy.load(site))
     except ValueError as exc:
         raise LookupError(
             f"no ownership policy for site '{site}': add it to sites.yaml and run "
             "`axtrace sites apply`"
         ) from exc
+
+
+def assign(alert_id: int) -> dict[str, Any]:
+    """Pin the site's policy on the alert and give it to level 1 of the chain (or the first
+    level after it with someone on call)."""
+    policy = site_policy(load_alert(alert_id).site)
     pinned = ownership.snapshot(policy)
     version = workflow_version()
     start = oncall.plan(pinned, 1, utcnow(), calendars())  # read before the transaction
