@@ -29,7 +29,8 @@ def _check(alert: Alert, action: Action, who: str) -> None:
     _check_status(alert, action, who)
     from axtrace import ownership
 
-    if alert.policy is not None and not ownership.may_act(alert.policy, alert.level, who):
+    if alert.policy is not None and not ownership.may_act(alert.policy, alert.level, who,
+                                                             alert.on_call):
         record_refusal(alert.id or 0, who, action)
         # who may is not said: the caller may be anyone who reaches the API
         raise Forbidden(

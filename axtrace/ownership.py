@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -22,8 +23,9 @@ def snapshot(policy: OwnershipPolicy) -> dict[str, Any]:
     data = policy.model_dump(mode="json")
     data = {k: v for k, v in data.items() if k not in _BLOCK_KEYS and not k.startswith("_")}
     for level in data.get("escalation_chain", []):
-        if level.get("remind_every") is None:  # a policy without reminders keeps its version
-            level.pop("remind_every", None)
+        for optional in ("remind_every", "oncall_calendar", "oncall_name_pattern"):
+            if level.get(optional) is None:  # a policy without them keeps its version
+                level.pop(optional, None)
     if not data.get("detectors"):  # nor does a policy that watches no detector
         data.pop("detectors", None)
     if not data.get("maintenance"):  # nor does a policy without maintenance windows
@@ -45,16 +47,30 @@ def levels(pinned: dict[str, Any]) -> int:
     return len(pinned["escalation_chain"])
 
 
-def responders(pinned: dict[str, Any], level: int) -> list[str]:
+OnCallPinned = Mapping[str, list[str]] | None
+"""Who was on call at each level when the alert reached it (``alert.on_call``: level as text
+to names); a level not in it is called by its ``responders``."""
+
+
+def level_people(pinned: dict[str, Any], level: int, on_call: OnCallPinned = None) -> list[str]:
+    """Who may act at ``level`` itself: the names pinned when the alert reached it (on call,
+    or the fallback to its responders, or nobody), else its responders."""
+    if on_call is not None and str(level) in on_call:
+        return list(on_call[str(level)])
+    return list(pinned["escalation_chain"][level - 1].get("responders", []))
+
+
+def responders(pinned: dict[str, Any], level: int, on_call: OnCallPinned = None) -> list[str]:
     """Everyone at ``level`` or an earlier one, in chain order, each once."""
     names: list[str] = []
-    for step in pinned["escalation_chain"][:level]:
-        names.extend(n for n in step["responders"] if n not in names)
+    for i in range(1, min(level, levels(pinned)) + 1):
+        names.extend(n for n in level_people(pinned, i, on_call) if n not in names)
     return names
 
 
-def may_act(pinned: dict[str, Any], level: int, who: str | None) -> bool:
-    return who is not None and who in responders(pinned, level)
+def may_act(pinned: dict[str, Any], level: int, who: str | None,
+            on_call: OnCallPinned = None) -> bool:
+    return who is not None and who in responders(pinned, level, on_call)
 
 
 def ack_window(pinned: dict[str, Any], level: int, severity: str) -> timedelta:

@@ -128,10 +128,10 @@ async def serve_sites(sites_path: Path) -> None:
     from prefect.runner import Runner
 
     from axtrace.housekeeping import housekeeping_deployments
-    from axtrace.sites import deployment_for, load_sites, project_root
+    from axtrace.sites import deployment_for, load_sites, sites_root
 
     settings = get_settings()
-    root = project_root(sites_path.resolve().parent)
+    root = sites_root(sites_path.resolve())  # as `sites apply` finds it
     runner = Runner(
         name=f"axtrace-{os.getpid()}", query_seconds=settings.runner_poll_seconds,
         limit=settings.runner_limit, pause_on_shutdown=False,

@@ -376,6 +376,7 @@ def _warnings(checked: Checked, specs: list[SiteSpec]) -> Iterator[Problem]:
         yield from _slow_levels(checked, spec)
         yield from _repeated_responders(checked, spec)
         yield from _channel_form(checked, spec)
+        yield from _unreadable_calendars(checked, spec)
 
 
 def _slow_levels(checked: Checked, spec: SiteSpec) -> Iterator[Problem]:
@@ -420,6 +421,26 @@ def _channel_form(checked: Checked, spec: SiteSpec) -> Iterator[Problem]:
         yield checked.at("warning", spec.site, "policy.notification_block",
                          f"'{channel}' is not '<block-type-slug>/<name>', e.g. "
                          "'slack-webhook/berlin-ops': notifications will fail")
+
+
+def _unreadable_calendars(checked: Checked, spec: SiteSpec) -> Iterator[Problem]:
+    """A calendar file that cannot be read now (a URL is not fetched here): valid, but until
+    it can be read the level falls back to its responders, or is skipped without any."""
+    from axtrace import oncall
+
+    for i, level in enumerate(spec.policy.escalation_chain):
+        source = level.oncall_calendar
+        if source is None or oncall.is_url(source):
+            continue
+        try:
+            oncall.read_calendar(source, allow_private=False)
+        except Exception as exc:  # any reason the file cannot be used: said in the warning
+            fallback = (f"falls back to its responders ({', '.join(level.responders)})"
+                        if level.responders else "is skipped (it has no responders)")
+            yield checked.at(
+                "warning", spec.site, f"policy.escalation_chain.{i}.oncall_calendar",
+                f"cannot read calendar file '{source}' ({oncall.why_unreadable(source, exc)}); "
+                f"until it can be read, level {i + 1} {fallback}")
 
 
 def fmt_duration(value: timedelta | float) -> str:

@@ -9,21 +9,24 @@ read from Prefect and the ledger.
 
 The policy is the site's policy block on the Prefect server (what the next alert pins); when
 Prefect does not answer, the last policy on record in the ledger (``source: ledger``). Who is
-on call at a level is decided by :func:`on_call_now` alone, so that on-call calendars can fill
-it later; today it is the level's ``responders``.
+on call at a level is decided by :func:`on_call_now` alone: the level's on-call calendar (read
+by the shell beforehand, :func:`axtrace.oncall.read_calendar`), else its ``responders``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from axtrace import ownership
+from axtrace import oncall, ownership
 from axtrace.ledger.models import Alert, Status
 from axtrace.reports.model import PolicyChangeSeen
+
+if TYPE_CHECKING:
+    from icalendar import Calendar
 
 OPEN_STATUSES = (Status.OPEN.value, Status.ACKNOWLEDGED.value, Status.IGNORED.value)
 """Alerts not yet resolved: on a site's page (a resolved alert closes at once)."""
@@ -35,8 +38,11 @@ class OnCall(BaseModel):
 
     names: list[str] = Field(description="The people on call at this level now.")
     source: str = Field(default="responders",
-                        description="Where the names come from: `responders` (the level's "
-                                    "list in the policy).")
+                        description="Where the names come from: `calendar` (the level's "
+                                    "on-call calendar), `responders` (the level's list in the "
+                                    "policy) or `nobody`.")
+    calendar: str | None = Field(default=None, description="The level's on-call calendar "
+                                                           "(a URL: its host only).")
     detail: str | None = Field(default=None, description="Why, when the source needs saying.")
 
 
@@ -118,19 +124,28 @@ class SitePage(BaseModel):
     last_policy_change: PolicyChangeSeen | None = None
 
 
-def on_call_now(pinned: Mapping[str, Any], level: int, now: datetime) -> OnCall:
-    """Who is on call at ``level`` at ``now``: the level's responders (calendars may decide
-    this later; ``now`` is for them)."""
-    return OnCall(names=list(pinned["escalation_chain"][level - 1]["responders"]))
+Calendars = Mapping[str, "Calendar | str"]
+"""Each on-call calendar of a policy as the shell read it: the calendar, or why not."""
+
+
+def on_call_now(pinned: Mapping[str, Any], level: int, now: datetime,
+                calendars: Calendars | None = None) -> OnCall:
+    """Who is on call at ``level`` at ``now``: whoever the level's calendar (as read in
+    ``calendars``) has on shift, else the level's responders (with why), else nobody."""
+    step = pinned["escalation_chain"][level - 1]
+    source = step.get("oncall_calendar")
+    found = oncall.decide(level, step, (calendars or {}).get(source) if source else None, now)
+    return OnCall(names=found.names, source=found.source, detail=found.reason,
+                  calendar=oncall.shown_source(source) if source else None)
 
 
 def policy_now(pinned: dict[str, Any], *, source: Source, last: PolicyChangeSeen | None,
-               now: datetime) -> PolicyNow:
+               now: datetime, calendars: Calendars | None = None) -> PolicyNow:
     policy = ownership.parse(pinned)
     version = ownership.version(pinned)
     levels = [
         LevelNow(level=i, name=ownership.level_name(pinned, i),
-                 on_call=on_call_now(pinned, i, now),
+                 on_call=on_call_now(pinned, i, now, calendars),
                  acknowledge_within_s=step.acknowledge_within.total_seconds(),
                  remind_every_s=step.remind_every.total_seconds() if step.remind_every else None)
         for i, step in enumerate(policy.escalation_chain, start=1)
@@ -147,7 +162,7 @@ def open_alert(alert: Alert) -> OpenAlert:
     return OpenAlert.model_validate({
         **alert.model_dump(include=set(OpenAlert.model_fields) - {"level_name", "may_act"}),
         "level_name": ownership.level_name(pinned, level) if pinned and known else None,
-        "may_act": ownership.responders(pinned, level) if pinned and known else [],
+        "may_act": ownership.responders(pinned, level, alert.on_call) if pinned and known else [],
     })
 
 
@@ -163,10 +178,11 @@ def counts_of(groups: Iterable[tuple[str, bool, int]]) -> OpenCounts:
 
 def site_page(site: str, *, pinned: tuple[dict[str, Any], Source] | None,
               last: PolicyChangeSeen | None, alerts: Sequence[Alert], now: datetime,
-              ) -> SitePage:
+              calendars: Calendars | None = None) -> SitePage:
     """The page of one site from its policy (and where it came from), its last policy change
-    on record and its alerts not yet resolved."""
-    policy = policy_now(pinned[0], source=pinned[1], last=last, now=now) if pinned else None
+    on record, its alerts not yet resolved and its on-call calendars as read."""
+    policy = policy_now(pinned[0], source=pinned[1], last=last, now=now,
+                        calendars=calendars) if pinned else None
     return SitePage(
         site=site, as_of=now, policy=policy, last_policy_change=last,
         open_alerts=[open_alert(a) for a in alerts],

@@ -79,8 +79,20 @@ async def get_site(site: SiteName, request: Request, caller: Reader) -> SitePage
     site = await the_site(request, caller, site)
     on_prefect = await policies_on_prefect(site)
     alerts, last, recorded = await asyncio.to_thread(ledger_page, site)
-    return site_page(site, pinned=_policy_of(site, on_prefect, recorded), last=last,
-                     alerts=alerts, now=utcnow())
+    pinned = _policy_of(site, on_prefect, recorded)
+    calendars = await asyncio.to_thread(read_calendars, pinned[0] if pinned else None)
+    return site_page(site, pinned=pinned, last=last, alerts=alerts, now=utcnow(),
+                     calendars=calendars)
+
+
+def read_calendars(pinned: dict[str, Any] | None) -> dict[str, Any]:
+    """Each on-call calendar of the policy: the calendar (cached), or why it is unreadable."""
+    from axtrace.workflow import calendars
+
+    read = calendars()
+    sources = {level.get("oncall_calendar") for level in (pinned or {}).get(
+        "escalation_chain", [])}
+    return {source: read(source) for source in sources if source}
 
 
 @router.get("/v1/sites/{site}/policy-history", responses=NOT_FOUND)

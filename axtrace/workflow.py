@@ -19,12 +19,12 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from pydantic import BaseModel, Field, create_model
 from sqlmodel import Session
 
-from axtrace import maintenance, outbound, ownership
+from axtrace import maintenance, oncall, outbound, ownership
 from axtrace.events import emit_step
 from axtrace.ledger import repo
 from axtrace.ledger.models import (
@@ -42,6 +42,9 @@ from axtrace.ledger.session import in_transaction, ledger_session
 from axtrace.outbound import Notification
 from axtrace.text import markdown_link, markdown_text, printable
 from axtrace.version import workflow_version
+
+if TYPE_CHECKING:
+    from axtrace_blocks import OwnershipPolicy
 
 FLOW_NAME = "respond-to-alert"
 FLOW_ENTRYPOINT = "flows/respond.py:respond_to_alert"
@@ -161,8 +164,9 @@ def answer_form(alert: Alert, phase: Phase) -> type[Any]:
     from prefect.input import RunInput
 
     pinned = cast(dict[str, Any], alert.policy)
-    allowed = ownership.responders(pinned, alert.level)
-    choice: Any = Literal.__getitem__(tuple(allowed))  # a choice list, made per wait
+    allowed = ownership.responders(pinned, alert.level, alert.on_call)
+    # a choice list, made per wait (no one to choose: only the empty answer)
+    choice: Any = Literal.__getitem__(tuple(allowed)) if allowed else type(None)
     fields: dict[str, Any] = {
         "responder": (choice | None, Field(default=None, description="Who you are.")),
         "note": (str, Field(default="", description="Optional note for the trace.")),
@@ -290,20 +294,26 @@ def load_alert(alert_id: int) -> Alert:
         return repo.get_alert(session=session, alert_id=alert_id)
 
 
-def assign(alert_id: int) -> dict[str, Any]:
-    """Pin the site's policy on the alert and give it to level 1 of the chain."""
+def site_policy(site: str) -> OwnershipPolicy:
+    """The site's policy block as it is now (``LookupError`` saying how to add one)."""
     from axtrace_blocks import OwnershipPolicy
 
-    site = load_alert(alert_id).site
     try:
-        policy = cast(OwnershipPolicy, OwnershipPolicy.load(site))
+        return cast(OwnershipPolicy, OwnershipPolicy.load(site))
     except ValueError as exc:
         raise LookupError(
             f"no ownership policy for site '{site}': add it to sites.yaml and run "
             "`axtrace sites apply`"
         ) from exc
+
+
+def assign(alert_id: int) -> dict[str, Any]:
+    """Pin the site's policy on the alert and give it to level 1 of the chain (or the first
+    level after it with someone on call)."""
+    policy = site_policy(load_alert(alert_id).site)
     pinned = ownership.snapshot(policy)
     version = workflow_version()
+    start = oncall.plan(pinned, 1, utcnow(), calendars())  # read before the transaction
 
     def work(session: Session) -> list[tuple[Alert, Step, str, dict[str, Any]]]:
         alert = repo.get_alert(session=session, alert_id=alert_id, lock=True)
@@ -315,13 +325,16 @@ def assign(alert_id: int) -> dict[str, Any]:
         alert.policy_version = ownership.version(pinned)
         alert.workflow_version = version
         alert.owner = policy.owning_team
-        alert.level = 1
+        alert.level = start.level
+        _pin_on_call(alert, start)
         if held is None:
             _start_deadlines(alert, now, alert.received_at)
         assigned = _record(session, alert, Step.ASSIGNED, "axtrace", {
-            "owner": alert.owner, "level": 1, "responders": ownership.responders(pinned, 1),
+            "owner": alert.owner, "level": alert.level,
+            "responders": ownership.responders(pinned, alert.level, alert.on_call),
             "policy_version": alert.policy_version, "workflow_version": version,
             "ack_deadline": alert.ack_deadline, "resolve_deadline": alert.resolve_deadline,
+            **start.detail(),
         })
         return [assigned] if held is None else [assigned, _suppress(session, alert, held)]
 
@@ -346,16 +359,37 @@ def _suppress(
 
 
 def _release(
-    session: Session, alert: Alert, now: datetime,
+    session: Session, alert: Alert, now: datetime, ahead: oncall.Plan | None = None,
 ) -> tuple[Alert, Step, str, dict[str, Any]]:
-    """The window that suppressed the open alert has ended: the chain starts, deadlines fresh."""
+    """The window that suppressed the open alert has ended: the chain starts, deadlines fresh,
+    with whoever is on call now (``ahead``, read before the transaction; else the names
+    pinned at assignment)."""
     late = _late_by(alert.suppressed_until, now)
     until, alert.suppressed_until = alert.suppressed_until, None
+    if ahead is not None and ahead.skipped_from == 1:
+        alert.level = ahead.level
+        _pin_on_call(alert, ahead)
     _start_deadlines(alert, now, now)
+    pinned = cast(dict[str, Any], alert.policy)
     return _record(session, alert, Step.RELEASED, "axtrace", {
         "level": alert.level, "suppressed_until": until, "late_by_s": late,
         "ack_deadline": alert.ack_deadline, "resolve_deadline": alert.resolve_deadline,
+        "responders": ownership.level_people(pinned, alert.level, alert.on_call),
+        **(ahead.detail() if ahead is not None and ahead.skipped_from == 1 else {}),
     })
+
+
+def calendars() -> oncall.Reader:
+    """Reads on-call calendars as this process's settings allow (private addresses)."""
+    from axtrace.settings import get_settings
+
+    return oncall.reader(allow_private=get_settings().allow_private_webhooks)
+
+
+def _pin_on_call(alert: Alert, plan: oncall.Plan) -> None:
+    """Pin who is on call at the levels ``plan`` reached (a new dict: JSON is not tracked)."""
+    if plan.uses_calendar:
+        alert.on_call = {**(alert.on_call or {}), **plan.pinned()}
 
 
 def notify(alert_id: int) -> dict[str, Any]:
@@ -380,7 +414,7 @@ def deliver(alert: Alert) -> dict[str, Any]:
     records it, so a replay may send it again: at least once); what the step records."""
     pinned = cast(dict[str, Any], alert.policy)
     level = alert.level
-    people = pinned["escalation_chain"][level - 1]["responders"]
+    people = ownership.level_people(pinned, level, alert.on_call)
     channel = pinned.get("notification_block")
     message = notification(alert, people)
     sent = _send(message, _subject(alert, pinned), channel)
@@ -453,6 +487,7 @@ def take_answer(alert_id: int, phase: Phase, wait_seq: int, answer: Answer) -> S
     """Apply one answer (or an empty wake) in one transaction; return the step it recorded."""
     now = answer.answered_at or utcnow()
     reminder = _send_reminder(alert_id, wait_seq, answer, now)
+    ahead = _on_call_ahead(alert_id, wait_seq, answer, now)
 
     def work(session: Session) -> list[tuple[Alert, Step, str, dict[str, Any]]]:
         alert = repo.get_alert(session=session, alert_id=alert_id, lock=True)
@@ -462,7 +497,7 @@ def take_answer(alert_id: int, phase: Phase, wait_seq: int, answer: Answer) -> S
         session.add(alert)
         if answer.responder is None and alert.source_resolved_at is not None:
             return []  # woken because the source resolved it: the loop resolves next
-        return [_apply(session, alert, phase, answer, now, reminder)]
+        return [_apply(session, alert, phase, answer, now, reminder, ahead)]
 
     done = _commit_and_emit(work)
     return done[0][1] if done else None
@@ -478,6 +513,22 @@ def _send_reminder(
     if alert.wait_seq != wait_seq or alert.source_resolved_at is not None:
         return None
     return deliver(alert) if deadline_step(alert, now) is Step.REMINDED else None
+
+
+def _on_call_ahead(
+    alert_id: int, wait_seq: int, answer: Answer, now: datetime,
+) -> oncall.Plan | None:
+    """For a wake that escalates, who is on call from the next level on; for one that
+    releases the alert from a maintenance window, from level 1 (calendars are read before
+    the transaction that acts); else None."""
+    if answer.responder is not None:
+        return None
+    alert = load_alert(alert_id)
+    due = deadline_step(alert, now) if alert.wait_seq == wait_seq else None
+    if due not in (Step.ESCALATED, Step.RELEASED):
+        return None
+    start = alert.level + 1 if due is Step.ESCALATED else 1
+    return oncall.plan(cast(dict[str, Any], alert.policy), start, now, calendars())
 
 
 def resolve_at_source(alert_id: int) -> dict[str, Any]:
@@ -503,7 +554,7 @@ def resolve_at_source(alert_id: int) -> dict[str, Any]:
 
 def _apply(
     session: Session, alert: Alert, phase: Phase, answer: Answer, now: datetime,
-    reminder: dict[str, Any] | None = None,
+    reminder: dict[str, Any] | None = None, ahead: oncall.Plan | None = None,
 ) -> tuple[Alert, Step, str, dict[str, Any]]:
     pinned = cast(dict[str, Any], alert.policy)
     who = answer.responder
@@ -513,10 +564,10 @@ def _apply(
         if due is None:
             return _record(session, alert, Step.REFUSED, "anonymous",
                            {"action": action, "reason": "no responder chosen"})
-        return _act_on_time(session, alert, due, now, reminder)
+        return _act_on_time(session, alert, due, now, reminder, ahead)
     if phase is Phase.SUPPRESSED:
         return refusal(session, alert, who, action, suppressed_reason(alert))
-    if not ownership.may_act(pinned, alert.level, who):
+    if not ownership.may_act(pinned, alert.level, who, alert.on_call):
         return refusal(session, alert, who, action)
     if phase is Phase.ACKNOWLEDGE:
         late = _late_by(alert.ack_deadline, now)
@@ -544,10 +595,12 @@ def refusal(
 ) -> tuple[Alert, Step, str, dict[str, Any]]:
     """Record that ``who`` tried ``action`` and was refused (default: not in the chain)."""
     pinned = alert.policy or {"escalation_chain": []}
-    allowed = ownership.responders(pinned, alert.level)
+    allowed = ownership.responders(pinned, alert.level, alert.on_call)
+    on_call = " (nor on call when the alert reached it)" if alert.on_call else ""
     return _record(session, alert, Step.REFUSED, who, {
         "action": action, "level": alert.level, "allowed": allowed,
-        "reason": reason or f"'{who}' is not a responder at level {alert.level} or earlier",
+        "reason": reason or f"'{who}' is not a responder at level {alert.level} or "
+                            f"earlier{on_call}",
     })
 
 
@@ -565,12 +618,13 @@ def _late_by(deadline: datetime | None, now: datetime) -> float | None:
 
 def _act_on_time(
     session: Session, alert: Alert, due: Step, now: datetime, reminder: dict[str, Any] | None,
+    ahead: oncall.Plan | None = None,
 ) -> tuple[Alert, Step, str, dict[str, Any]]:
     """Record what :func:`deadline_step` decided for a wake without an answer."""
     if due is Step.ESCALATED:
-        return _escalate(session, alert, now)
+        return _escalate(session, alert, now, ahead)
     if due is Step.RELEASED:
-        return _release(session, alert, now)
+        return _release(session, alert, now, ahead)
     if due is Step.IGNORED:
         late = _late_by(alert.ack_deadline, now)
         alert.status = Status.IGNORED.value
@@ -597,16 +651,20 @@ def _act_on_time(
 
 
 def _escalate(
-    session: Session, alert: Alert, now: datetime,
+    session: Session, alert: Alert, now: datetime, ahead: oncall.Plan | None = None,
 ) -> tuple[Alert, Step, str, dict[str, Any]]:
-    """Give the alert to the next level: a fresh acknowledge deadline for an open alert; for
-    an acknowledged one, a fresh resolve window (the policy's ``resolve_within``, counted from
-    now) and that level's reminders."""
+    """Give the alert to the next level with someone on call (``ahead``, read before the
+    transaction; levels with nobody are skipped): a fresh acknowledge deadline for an open
+    alert; for an acknowledged one, a fresh resolve window (the policy's ``resolve_within``,
+    counted from now) and that level's reminders."""
     pinned = cast(dict[str, Any], alert.policy)
     acknowledged = alert.status == Status.ACKNOWLEDGED
     late = _late_by(alert.resolve_deadline if acknowledged else alert.ack_deadline, now)
     previous = alert.level
-    alert.level += 1
+    plan = ahead if ahead is not None and ahead.skipped_from == previous + 1 else \
+        oncall.plan(pinned, previous + 1, now, _not_read)
+    alert.level = plan.level
+    _pin_on_call(alert, plan)
     if acknowledged:
         alert.resolve_deadline = now + ownership.resolve_window(pinned, alert.severity)
         alert.remind_at = next_reminder(alert, now)
@@ -616,9 +674,13 @@ def _escalate(
         "from_level": previous, "to_level": alert.level,
         "reason": RESOLVE_DEADLINE_PASSED if acknowledged else ACK_DEADLINE_PASSED,
         "late_by_s": late,
-        "responders": pinned["escalation_chain"][alert.level - 1]["responders"],
-        **_deadline(alert),
+        "responders": ownership.level_people(pinned, alert.level, alert.on_call),
+        **_deadline(alert), **plan.detail(),
     })
+
+
+def _not_read(source: str) -> str:
+    return "not read: the alert changed while it was read"
 
 
 def close(alert_id: int) -> dict[str, Any]:
@@ -656,7 +718,8 @@ async def wait_for_answer(alert: Alert, phase: Phase) -> Answer:
 
     if phase is Phase.SUPPRESSED:
         return await wait_for_release(alert)
-    allowed = ownership.responders(cast(dict[str, Any], alert.policy), alert.level)
+    allowed = ownership.responders(cast(dict[str, Any], alert.policy), alert.level,
+                                   alert.on_call)
     deadline = alert.ack_deadline if phase is Phase.ACKNOWLEDGE else alert.resolve_deadline
     get_run_logger().info(
         "Waiting for %s of alert %s at %s from one of %s (deadline %s)",

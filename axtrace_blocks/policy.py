@@ -10,6 +10,7 @@ import re
 from datetime import timedelta
 from difflib import get_close_matches
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from prefect.blocks.core import Block
 from pydantic import (
@@ -43,6 +44,32 @@ def _positive(value: timedelta, field: str) -> timedelta:
 Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
 
 
+def calendar_source(source: str) -> str:
+    """An on-call calendar as written: an ``https://`` URL with a host, or a file path (no
+    other scheme: ``http://`` would let anyone on the way change who is on call)."""
+    cleaned = source.strip()
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", cleaned)
+    if not cleaned:
+        raise ValueError("oncall_calendar must not be empty")
+    if scheme and (scheme.group(1).lower() != "https" or not urlsplit(cleaned).hostname):
+        raise ValueError(f"oncall_calendar must be an https:// URL with a host or a file "
+                         f"path, not a {scheme.group(1)}:// URL")
+    return cleaned
+
+
+def name_pattern(pattern: str) -> str:
+    """A regular expression with exactly one group (the name)."""
+    try:
+        groups = re.compile(pattern).groups
+    except re.error as exc:
+        raise ValueError(f"oncall_name_pattern is not a valid regular expression: {exc}") \
+            from None
+    if groups != 1:
+        raise ValueError(f"oncall_name_pattern needs exactly one group (the name), "
+                         f"it has {groups}")
+    return pattern
+
+
 class EscalationLevel(BaseModel):
     """One level of an escalation chain: who is called, how long they have to acknowledge, and
     how often they are reminded of an alert they acknowledged and have not resolved."""
@@ -54,8 +81,25 @@ class EscalationLevel(BaseModel):
         description="A label for the level shown to operators, such as 'Line lead'.",
     )
     responders: list[str] = Field(
-        min_length=1,
-        description="People or teams who may acknowledge and resolve at this level.",
+        default_factory=list,
+        description=(
+            "People or teams who may acknowledge and resolve at this level; with an on-call "
+            "calendar, the fallback when it cannot be read or has nobody on call."
+        ),
+    )
+    oncall_calendar: str | None = Field(
+        default=None,
+        description=(
+            "An iCalendar feed of this level's on-call shifts: a file path or an https:// URL; "
+            "whoever is on call when the alert reaches the level may act at it."
+        ),
+    )
+    oncall_name_pattern: str | None = Field(
+        default=None,
+        description=(
+            "A regular expression with one group that takes the name out of an event's "
+            "summary, e.g. 'On call: (.+)'; empty uses the whole summary."
+        ),
     )
     acknowledge_within: Duration = Field(
         description="Time allowed to acknowledge before escalating, e.g. '15m' or 'PT15M'.",
@@ -80,6 +124,24 @@ class EscalationLevel(BaseModel):
                 raise ValueError(f"responder '{name}' is listed twice in this level")
             seen.add(name)
         return cleaned
+
+    @field_validator("oncall_calendar")
+    @classmethod
+    def _calendar_source(cls, source: str | None) -> str | None:
+        return None if source is None else calendar_source(source)
+
+    @field_validator("oncall_name_pattern")
+    @classmethod
+    def _one_group(cls, pattern: str | None) -> str | None:
+        return None if pattern is None else name_pattern(pattern)
+
+    @model_validator(mode="after")
+    def _someone_to_call(self) -> EscalationLevel:
+        if not self.responders and self.oncall_calendar is None:
+            raise ValueError("a level needs responders, an oncall_calendar, or both")
+        if self.oncall_name_pattern is not None and self.oncall_calendar is None:
+            raise ValueError("oncall_name_pattern needs an oncall_calendar")
+        return self
 
     @field_validator("acknowledge_within")
     @classmethod

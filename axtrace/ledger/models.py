@@ -140,6 +140,10 @@ class Alert(AlertBase, table=True):
     policy: dict[str, Any] | None = Field(
         default=None, sa_column=Column(JSON), description="The policy pinned when the run started."
     )
+    on_call: dict[str, list[str]] | None = Field(
+        default=None, sa_column=Column(JSON),
+        description="Who was on call at each level the alert reached (level as text to names; "
+                    "a level not in it is called by its responders).")
     flow_run_id: str | None = Field(default=None, max_length=36, index=True)
     starts_at: datetime | None = _ts()
     source_resolved_at: datetime | None = _ts()
@@ -332,6 +336,7 @@ class AlertPublic(AlertBase):
     repeat_count: int
     workflow_version: str | None
     policy_version: str | None
+    on_call: dict[str, list[str]] | None = None
     flow_run_id: str | None
     source_resolved_at: datetime | None = None
     flow_run_url: str | None = None

@@ -265,8 +265,9 @@ STATE = tuple(dict.fromkeys((
     *seal.SEALED)))
 
 
-def implied_steps(alert: AlertState) -> set[str]:
-    """Steps the alert's state says its trace must hold. Level 2 or beyond implies an
+def implied_steps(alert: AlertState, assigned_level: int = 1) -> set[str]:
+    """Steps the alert's state says its trace must hold. A level beyond the one it was
+    assigned to (1, or a later one when the levels before had nobody on call) implies an
     ``escalated`` step (for either deadline); ``overdue_at`` an ``overdue`` step;
     ``suppressed_until`` a ``suppressed`` step. Resolved without an acknowledgement implies
     ``ignored``, unless its source resolved it (e.g. a silent detector's next heartbeat: it
@@ -277,7 +278,7 @@ def implied_steps(alert: AlertState) -> set[str]:
         steps.add(Step.ASSIGNED.value)
     if alert.notified_level >= 1:
         steps.add(Step.NOTIFIED.value)
-    if alert.level >= 2:
+    if alert.level > max(assigned_level, 1):
         steps.add(Step.ESCALATED.value)
     if alert.acknowledged_at is not None:
         steps.add(Step.ACKNOWLEDGED.value)
@@ -306,12 +307,21 @@ def check_trace(alert: AlertState, events: Sequence[TraceEvent]) -> list[Drift]:
         found.append(Drift(alert.site, f"alert {alert.id} trace",
                            f"{alert.trace_len} steps ending in {alert.trace_head[:12]}",
                            f"{len(events)} steps (truncated or cut off)"))
-    missing = implied_steps(alert) - {e.step for e in events}
+    missing = implied_steps(alert, _assigned_level(events)) - {e.step for e in events}
     if missing:
         found.append(Drift(alert.site, f"alert {alert.id} trace",
                            f"steps for status {alert.status}",
                            f"missing {', '.join(sorted(missing))} (truncated?)"))
     return found
+
+
+def _assigned_level(events: Sequence[TraceEvent]) -> int:
+    """The level the ``assigned`` step gave the alert (1 unless levels were skipped)."""
+    for event in events:
+        if event.step == Step.ASSIGNED:
+            level = event.detail.get("level", 1)
+            return level if isinstance(level, int) else 1
+    return 1
 
 
 def traces(session: Session, batch: int = 2000) -> Iterator[tuple[int, list[TraceEvent]]]:

@@ -229,13 +229,21 @@ def test_an_empty_responder_name_is_refused(blank: str) -> None:
     assert "responders must not contain an empty name" in error["msg"]
 
 
-def test_a_level_without_responders_is_refused() -> None:
+def test_a_level_without_responders_or_an_on_call_calendar_is_refused() -> None:
     with pytest.raises(ValidationError) as exc_info:
         OwnershipPolicy(**policy_data(escalation_chain=[level(responders=[])]))
 
     error = only_error(exc_info)
-    assert error["loc"] == ("escalation_chain", 0, "responders")
-    assert error["type"] == "too_short"
+    assert error["loc"] == ("escalation_chain", 0)
+    assert "a level needs responders, an oncall_calendar, or both" in error["msg"]
+
+
+def test_a_level_may_have_an_on_call_calendar_instead_of_responders() -> None:
+    policy = OwnershipPolicy(**policy_data(escalation_chain=[level(responders=[]) | {
+        "oncall_calendar": "https://oncall.example/feed.ics",
+        "oncall_name_pattern": "On call: (.+)"}]))
+
+    assert policy.escalation_chain[0].oncall_calendar == "https://oncall.example/feed.ics"
 
 
 def test_an_unknown_severity_in_the_overrides_is_refused_naming_the_known_ones() -> None:
@@ -399,7 +407,8 @@ def test_the_ui_form_renders_the_escalation_chain_as_a_list_of_levels() -> None:
     level_schema = fields["definitions"]["EscalationLevel"]
     assert level_schema["type"] == "object"
     assert {"name", "responders", "acknowledge_within"} <= set(level_schema["properties"])
-    assert set(level_schema["required"]) == {"responders", "acknowledge_within"}
+    # responders may be left out when the level names an on-call calendar
+    assert set(level_schema["required"]) == {"acknowledge_within"}
     assert level_schema["properties"]["responders"]["type"] == "array"
     assert level_schema["properties"]["responders"]["items"] == {"type": "string"}
     assert level_schema["properties"]["acknowledge_within"]["format"] == "duration"

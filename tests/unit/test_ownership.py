@@ -62,3 +62,23 @@ def test_a_level_is_reminded_at_its_own_interval_or_never() -> None:
 def test_a_policy_without_reminders_pins_no_reminder_and_keeps_its_version() -> None:
     assert all("remind_every" not in level for level in PINNED["escalation_chain"])
     assert ownership.remind_every(PINNED, 1) is None
+
+
+def test_names_pinned_from_a_calendar_decide_who_may_act_at_their_level() -> None:
+    pinned = {"escalation_chain": [{"responders": ["lead"], "oncall_calendar": "/a.ics"},
+                                   {"responders": ["manager"]}]}
+    on_call = {"1": ["carol"]}
+    assert ownership.may_act(pinned, 1, "carol", on_call)
+    assert not ownership.may_act(pinned, 1, "lead", on_call)  # the calendar did not fall back
+    assert not ownership.may_act(pinned, 1, "dave", on_call)  # off shift: not pinned
+    assert ownership.responders(pinned, 2, on_call) == ["carol", "manager"]
+    assert ownership.responders(pinned, 2, {"1": []}) == ["manager"]  # level 1 skipped
+    assert ownership.responders(pinned, 1) == ["lead"]  # alerts pinned before calendars
+
+
+def test_a_policy_without_calendars_keeps_its_version() -> None:
+    from axtrace_blocks import OwnershipPolicy
+
+    policy = OwnershipPolicy(site="s", owning_team="t", resolve_within="1h",
+                             escalation_chain=[{"responders": ["a"], "acknowledge_within": "5m"}])
+    assert "oncall_calendar" not in ownership.snapshot(policy)["escalation_chain"][0]

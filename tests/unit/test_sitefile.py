@@ -293,7 +293,8 @@ def _types_in(annotation: object) -> list[object]:
 
 def test_the_known_fields_at_a_path_come_from_the_models() -> None:
     assert fields_at(["sites", "x", "policy", "escalation_chain", "0"]) == [
-        "name", "responders", "acknowledge_within", "remind_every"]
+        "name", "responders", "oncall_calendar", "oncall_name_pattern", "acknowledge_within",
+        "remind_every"]
     assert fields_at(["sites", "x", "policy", "severity_overrides", "low"]) == [
         "acknowledge_within", "resolve_within"]
     assert fields_at(["sites", "x", "policy", "owning_team"]) == []
@@ -315,3 +316,59 @@ def test_a_bad_reminder_interval_names_the_site_and_the_levels_field(
         "site 'berlin-plant': policy.escalation_chain.1.remind_every: ")
     assert says in problem.message
     assert problem.line == line_of(text, "remind_every")
+
+
+# --------------------------------------------------------------------------- on-call calendars
+
+ON_CALL = "          responders: [anna, ben]\n          oncall_calendar: /nonexistent/berlin.ics"
+
+
+@pytest.mark.parametrize(("level", "field", "message"), [
+    ("          responders: [anna, ben]\n          oncall_calendar: http://cal.example/a.ics",
+     "policy.escalation_chain.0.oncall_calendar",
+     "must be an https:// URL with a host or a file path, not a http:// URL"),
+    ("          responders: [anna, ben]\n          oncall_calendar: webcal://cal.example/a",
+     "policy.escalation_chain.0.oncall_calendar", "not a webcal:// URL"),
+    (ON_CALL + "\n          oncall_name_pattern: 'On call: .+'",
+     "policy.escalation_chain.0.oncall_name_pattern",
+     "needs exactly one group (the name), it has 0"),
+    (ON_CALL + "\n          oncall_name_pattern: '(On) call: (.+)'",
+     "policy.escalation_chain.0.oncall_name_pattern", "it has 2"),
+    (ON_CALL + "\n          oncall_name_pattern: 'On call: (.+'",
+     "policy.escalation_chain.0.oncall_name_pattern", "not a valid regular expression"),
+    ("          responders: []", "policy.escalation_chain.0",
+     "a level needs responders, an oncall_calendar, or both"),
+    ("          responders: [anna]\n          oncall_name_pattern: '(.+)'",
+     "policy.escalation_chain.0", "oncall_name_pattern needs an oncall_calendar"),
+    (ON_CALL.replace("oncall_calendar", "oncall_calender"),
+     "policy.escalation_chain.0.oncall_calender", "did you mean 'oncall_calendar'?"),
+])
+def test_a_bad_on_call_calendar_names_the_site_and_the_field(
+        level: str, field: str, message: str) -> None:
+    problems = [p for p in check(edited("          responders: [anna, ben]", level), "s.yaml")
+                if p.severity == "error"]
+    assert [(p.site, p.field) for p in problems] == [("berlin-plant", field)]
+    assert message in problems[0].message
+    assert problems[0].message.startswith(f"site 'berlin-plant': {field}: ")
+
+
+def test_an_unreadable_calendar_file_is_a_warning_saying_what_the_fallback_is() -> None:
+    problems = check(edited("          responders: [anna, ben]", ON_CALL), "s.yaml")
+    assert [(p.severity, p.field) for p in problems] == [
+        ("warning", "policy.escalation_chain.0.oncall_calendar")]
+    assert "cannot read calendar file '/nonexistent/berlin.ics' (FileNotFoundError" \
+        in problems[0].message
+    assert problems[0].message.endswith(
+        "until it can be read, level 1 falls back to its responders (anna, ben)")
+    alone = check(edited("          responders: [anna, ben]",
+                         "          oncall_calendar: /nonexistent/berlin.ics"), "s.yaml")
+    assert [p.severity for p in alone] == ["warning"]
+    assert alone[0].message.endswith("level 1 is skipped (it has no responders)")
+
+
+def test_a_readable_calendar_or_an_https_feed_is_no_problem(tmp_path: Path) -> None:
+    calendar = tmp_path / "oncall.ics"
+    calendar.write_text("BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//t//EN\nEND:VCALENDAR\n")
+    for source in (str(calendar), "https://oncall.example/private/t0k3n/feed.ics"):
+        level = f"          oncall_calendar: {source}\n          oncall_name_pattern: 'On: (.+)'"
+        assert check(edited("          responders: [anna, ben]", level), "s.yaml") == []

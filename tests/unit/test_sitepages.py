@@ -29,6 +29,38 @@ def test_on_call_at_a_level_are_its_own_responders_not_the_earlier_levels() -> N
     assert on_call_now(pinned(), 2, NOW).source == "responders"
 
 
+ROTA = """BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//t//EN
+BEGIN:VEVENT
+UID:1@t
+DTSTART:20261130T080000Z
+DTEND:20261130T200000Z
+RRULE:FREQ=DAILY
+SUMMARY:On call: olga
+END:VEVENT
+END:VCALENDAR
+"""
+
+
+def test_on_call_at_a_level_with_a_calendar_is_whoever_is_on_shift_now() -> None:
+    from icalendar import Calendar
+
+    chain = [{"responders": ["lead"], "oncall_calendar": "https://rota.example/t0k3n.ics",
+              "oncall_name_pattern": "On call: (.+)", "acknowledge_within": "5m"}]
+    policy = pinned(escalation_chain=chain)
+    calendars = {"https://rota.example/t0k3n.ics": Calendar.from_ical(ROTA)}
+    now = on_call_now(policy, 1, NOW, calendars)
+    assert (now.names, now.source, now.calendar) == (["olga"], "calendar",
+                                                     "https://rota.example/...")
+    night = on_call_now(policy, 1, NOW.replace(hour=22), calendars)
+    assert (night.names, night.source) == (["lead"], "responders")
+    assert night.detail == ("nobody on call at 2026-12-03T22:00:00+00:00; fell back to the "
+                            "level's responders")
+    unread = on_call_now(policy, 1, NOW, {"https://rota.example/t0k3n.ics": "ConnectError"})
+    assert unread.detail == "calendar not read: ConnectError; fell back to the level's responders"
+
+
 def test_the_policy_is_on_record_only_when_the_last_change_has_its_version() -> None:
     policy = pinned()
     assert policy_now(policy, source="prefect", last=change(ownership.version(policy)),

@@ -471,3 +471,83 @@ def test_the_ledger_finds_exactly_the_waits_wake_at_says_are_due(ledger: str) ->
         found = {a.id for a in repo.due_waits(session=session, now=now)}
     assert found == {open_due, resolve_due, reminded}
     assert found == {a.id for a in everyone if (w := workflow.wake_at(a)) and w <= now}
+
+
+# --------------------------------------------------------------------------- on-call calendars
+
+
+def shift_calendar(path: Any, *shifts: tuple[str, int, int]) -> str:
+    """An iCalendar file of shifts ``(attendee CN, start s, end s)`` relative to now."""
+    now = utcnow()
+    stamp = "%Y%m%dT%H%M%SZ"
+    events = "".join(
+        f"BEGIN:VEVENT\nUID:{i}@t\nDTSTAMP:{now:{stamp}}\n"
+        f"DTSTART:{now + timedelta(seconds=start):{stamp}}\n"
+        f"DTEND:{now + timedelta(seconds=end):{stamp}}\nSUMMARY:shift\n"
+        f"ATTENDEE;CN={name}:mailto:{name}@example.com\nEND:VEVENT\n"
+        for i, (name, start, end) in enumerate(shifts))
+    path.write_text(f"BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//t//EN\n{events}END:VCALENDAR\n")
+    return str(path)
+
+
+def alert_with_chain(ledger: str, chain: list[dict[str, Any]]) -> int:
+    alert_id = assigned_alert(ledger, overdue=True)
+    policy = OwnershipPolicy.model_validate({**POLICY, "escalation_chain": chain})
+    with Session(engine_for(ledger)) as session:
+        alert = repo.get_alert(session=session, alert_id=alert_id)
+        alert.policy = ownership.snapshot(policy)
+        session.add(alert)
+        session.commit()
+    return alert_id
+
+
+def test_an_escalation_pins_who_is_on_call_and_only_they_may_act(
+        ledger: str, tmp_path: Any) -> None:
+    calendar = shift_calendar(tmp_path / "l2.ics", ("olga", -60, 600), ("paul", -600, -60))
+    alert_id = alert_with_chain(ledger, [
+        {"responders": ["anna"], "acknowledge_within": "10m"},
+        {"responders": ["clara"], "oncall_calendar": calendar, "acknowledge_within": "20m"},
+    ])
+    assert workflow.take_answer(alert_id, Phase.ACKNOWLEDGE, 0, Answer()) == "escalated"
+    alert = load(alert_id)
+    assert (alert.level, alert.on_call) == (2, {"2": ["olga"]})
+    escalated = trace(ledger, alert_id)[-1].detail
+    assert escalated["responders"] == ["olga"]
+    assert escalated["on_call"] == {"level": 2, "names": ["olga"], "source": "calendar",
+                                    "calendar": calendar}
+    for off_shift in ("paul", "clara"):  # shift over; the fallback, not used
+        refused = workflow.take_answer(alert_id, Phase.ACKNOWLEDGE, load(alert_id).wait_seq,
+                                       Answer(responder=off_shift))
+        assert refused == "refused"
+    assert trace(ledger, alert_id)[-1].detail["allowed"] == ["anna", "olga"]
+    taken = workflow.take_answer(alert_id, Phase.ACKNOWLEDGE, load(alert_id).wait_seq,
+                                 Answer(responder="olga"))
+    assert taken == "acknowledged"
+
+
+def test_a_level_with_nobody_and_no_responders_is_skipped_and_recorded(
+        ledger: str, tmp_path: Any) -> None:
+    alert_id = alert_with_chain(ledger, [
+        {"responders": ["anna"], "acknowledge_within": "10m"},
+        {"oncall_calendar": str(tmp_path / "missing.ics"), "acknowledge_within": "20m"},
+        {"responders": ["dora"], "acknowledge_within": "1h"},
+    ])
+    assert workflow.take_answer(alert_id, Phase.ACKNOWLEDGE, 0, Answer()) == "escalated"
+    alert = load(alert_id)
+    assert (alert.level, alert.on_call) == (3, {"2": [], "3": ["dora"]})
+    detail = trace(ledger, alert_id)[-1].detail
+    assert (detail["from_level"], detail["to_level"], detail["responders"]) == (1, 3, ["dora"])
+    skipped = detail["skipped"][0]
+    assert (skipped["level"], skipped["source"]) == (2, "nobody")
+    assert "FileNotFoundError" in skipped["reason"]
+    assert ownership.responders(alert.policy or {}, 3, alert.on_call) == ["anna", "dora"]
+
+
+def test_an_alert_assigned_past_skipped_levels_needs_no_escalated_step() -> None:
+    from axtrace.reports.verify import implied_steps
+
+    state: Any = type("State", (), {"level": 2, "notified_level": 2, "acknowledged_at": None,
+                                    "status": "open", "resolved_at": None,
+                                    "overdue_at": None})()
+    assert "escalated" not in implied_steps(state, assigned_level=2)
+    assert "escalated" in implied_steps(state)
