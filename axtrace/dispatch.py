@@ -25,6 +25,7 @@ from axtrace.ledger import repo
 from axtrace.ledger.models import Alert, OutboxItem, utcnow
 from axtrace.ledger.session import ledger_session
 from axtrace.sites import full_name
+from axtrace.supervise import repeat, supervise
 
 logger = logging.getLogger("axtrace.dispatch")
 MAX_BACKOFF = 60.0
@@ -179,18 +180,17 @@ async def pump(handle: Handler, stop: asyncio.Event, due: asyncio.Event, *, inte
             logger.error("outbox row failed; retried after its lease",
                          exc_info=task.exception())
 
+    async def claim_more() -> bool:
+        room = concurrency - len(inflight)
+        claimed = await asyncio.to_thread(lease, room)
+        for item, alert in claimed:
+            task = asyncio.create_task(handle(item, alert))
+            inflight.add(task)
+            task.add_done_callback(finished)
+        return bool(claimed) and len(claimed) == room  # more may be due: claim again at once
+
     try:
-        while not stop.is_set():
-            due.clear()
-            room = concurrency - len(inflight)
-            claimed = await asyncio.to_thread(lease, room)
-            for item, alert in claimed:
-                task = asyncio.create_task(handle(item, alert))
-                inflight.add(task)
-                task.add_done_callback(finished)
-            if claimed and len(claimed) == room:
-                continue  # more may be due: claim again once a slot frees
-            await _sleep(stop, interval, also=due)
+        await repeat(stop, claim_more, interval=interval, wake=due)
     finally:
         if inflight:
             await asyncio.gather(*inflight, return_exceptions=True)
@@ -214,21 +214,10 @@ async def run_dispatcher(stop: asyncio.Event, *, interval: float, concurrency: i
     from axtrace.prefect_client import quick_client
 
     due = _due.setdefault(asyncio.get_running_loop(), asyncio.Event())
-    while not stop.is_set():
-        try:
-            async with quick_client() as client:
-                await pump(partial(relay, client), stop, due, interval=interval,
-                           concurrency=concurrency)
-        except Exception:
-            logger.exception("dispatcher pass failed; retrying")
-            await _sleep(stop, interval)
 
+    async def connected() -> None:
+        async with quick_client() as client:
+            await pump(partial(relay, client), stop, due, interval=interval,
+                       concurrency=concurrency)
 
-async def _sleep(stop: asyncio.Event, seconds: float, also: asyncio.Event | None = None) -> None:
-    """Wait ``seconds``, or less when ``stop`` (or ``also``) is set."""
-    waits = [asyncio.ensure_future(e.wait()) for e in (stop, also) if e is not None]
-    try:
-        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiting in waits:
-            waiting.cancel()
+    await supervise("dispatch", stop, connected, interval=interval)

@@ -17,10 +17,10 @@ import asyncio
 import logging
 from typing import Any
 
-from axtrace.dispatch import _sleep
 from axtrace.ledger import repo
 from axtrace.ledger.models import utcnow
 from axtrace.ledger.session import ledger_session
+from axtrace.supervise import repeat, supervise
 
 logger = logging.getLogger("axtrace.sweeper")
 
@@ -54,13 +54,13 @@ async def run_sweeper(stop: asyncio.Event, *, interval: float) -> None:
     from axtrace.heartbeats import Detectors, check_once
 
     detectors = Detectors()
-    while not stop.is_set():
-        try:
-            async with get_client() as client:
-                while not stop.is_set():
-                    await sweep_once(client)
-                    await check_once(detectors)
-                    await _sleep(stop, interval)
-        except Exception:
-            logger.exception("sweep failed; retrying")
-            await _sleep(stop, interval)
+
+    async def connected() -> None:
+        async with get_client() as client:
+            async def sweep_and_check() -> None:
+                await sweep_once(client)
+                await check_once(detectors)
+
+            await repeat(stop, sweep_and_check, interval=interval)
+
+    await supervise("sweeper", stop, connected, interval=interval)

@@ -5,6 +5,9 @@ Used by AxTrace's own tests and usable by teams who want to test their sites' po
     with Stack.start(tmp_path, sites=Path("deployments/sites.yaml")) as stack:
         alert_id = stack.raise_alert("berlin-plant", "Crack on line 3")
         stack.wait_for(alert_id, lambda a: a["status"] == "open" and a["level"] == 1)
+
+:func:`make_policy` is the sample policy the tests share (and :func:`pinned_policy` the same
+as an alert carries it), so a test writes only what it changes.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from copy import deepcopy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,40 @@ from typing import Any
 import httpx
 
 from axtrace.runtime import start_child, start_prefect_server, stop, wait_healthy
+
+_SAMPLE_POLICY: dict[str, Any] = {
+    "site": "berlin-plant",
+    "owning_team": "Berlin line quality",
+    "escalation_chain": [
+        {"name": "Line lead", "responders": ["anna", "ben"], "acknowledge_within": "10m"},
+        {"name": "Shift manager", "responders": ["clara", "anna"], "acknowledge_within": "20m"},
+        {"responders": ["dora"], "acknowledge_within": "1h"},
+    ],
+    "resolve_within": "4h",
+    "severity_overrides": {"critical": {"acknowledge_within": "2m", "resolve_within": "1h"}},
+}
+
+
+def make_policy(*, levels: Mapping[int, Mapping[str, Any]] | None = None,
+                **overrides: Any) -> dict[str, Any]:
+    """The sample policy of berlin-plant (three levels, 10m / 20m / 1h, resolve within 4h,
+    critical alerts faster) as plain data, a fresh copy each call: ``overrides`` replace its
+    fields, ``levels`` merges fields into escalation levels by number (1 is the first)."""
+    policy = {**deepcopy(_SAMPLE_POLICY), **overrides}
+    chain: list[dict[str, Any]] = policy["escalation_chain"]
+    for number, fields in (levels or {}).items():
+        chain[number - 1] = {**chain[number - 1], **fields}
+    return policy
+
+
+def pinned_policy(*, levels: Mapping[int, Mapping[str, Any]] | None = None,
+                  **overrides: Any) -> dict[str, Any]:
+    """:func:`make_policy` checked by the policy block and pinned as an alert carries it."""
+    from axtrace import ownership
+    from axtrace_blocks import OwnershipPolicy
+
+    policy = OwnershipPolicy.model_validate(make_policy(levels=levels, **overrides))
+    return ownership.snapshot(policy)
 
 
 def free_port() -> int:

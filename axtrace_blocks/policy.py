@@ -14,10 +14,12 @@ from urllib.parse import urlsplit
 
 from prefect.blocks.core import Block
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -35,13 +37,16 @@ def _parse_duration(value: Any) -> Any:
     return value
 
 
-def _positive(value: timedelta, field: str) -> timedelta:
+def _positive(value: timedelta, info: ValidationInfo) -> timedelta:
+    """A deadline or window of no time would fire at once: refused, naming its field."""
     if value.total_seconds() <= 0:
-        raise ValueError(f"{field} must be longer than zero, got {value.total_seconds():g}s")
+        raise ValueError(
+            f"{info.field_name} must be longer than zero, got {value.total_seconds():g}s")
     return value
 
 
-Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
+Duration = Annotated[timedelta, BeforeValidator(_parse_duration), AfterValidator(_positive)]
+"""Every duration of a policy: in the house syntax or pydantic's, and longer than zero."""
 
 
 def calendar_source(source: str) -> str:
@@ -143,16 +148,6 @@ class EscalationLevel(BaseModel):
             raise ValueError("oncall_name_pattern needs an oncall_calendar")
         return self
 
-    @field_validator("acknowledge_within")
-    @classmethod
-    def _positive_ack(cls, value: timedelta) -> timedelta:
-        return _positive(value, "acknowledge_within")
-
-    @field_validator("remind_every")
-    @classmethod
-    def _positive_reminder(cls, value: timedelta | None) -> timedelta | None:
-        return None if value is None else _positive(value, "remind_every")
-
 
 class DeadlineOverride(BaseModel):
     """Deadlines that replace the defaults for alerts of one severity."""
@@ -169,11 +164,6 @@ class DeadlineOverride(BaseModel):
         default=None,
         description="Resolve deadline for this severity; empty keeps the policy's default.",
     )
-
-    @field_validator("acknowledge_within", "resolve_within")
-    @classmethod
-    def _positive_override(cls, value: timedelta | None, info: Any) -> timedelta | None:
-        return None if value is None else _positive(value, info.field_name)
 
 
 class Detector(BaseModel):
@@ -196,11 +186,6 @@ class Detector(BaseModel):
         if not name.strip() or name != name.strip():
             raise ValueError(f"name must not be empty or start or end with a space, got {name!r}")
         return name
-
-    @field_validator("heartbeat_within")
-    @classmethod
-    def _positive_window(cls, value: timedelta) -> timedelta:
-        return _positive(value, "heartbeat_within")
 
 
 class OwnershipPolicy(Block):
@@ -343,11 +328,6 @@ class OwnershipPolicy(Block):
         if not chain:
             raise ValueError("escalation_chain needs at least one level")
         return chain
-
-    @field_validator("resolve_within")
-    @classmethod
-    def _positive_resolve(cls, value: timedelta) -> timedelta:
-        return _positive(value, "resolve_within")
 
     @field_validator("severity_overrides")
     @classmethod

@@ -32,7 +32,7 @@ from axtrace.ledger import repo
 from axtrace.ledger.db import engine_for
 from axtrace.ledger.models import AlertCreate, utcnow
 from axtrace.settings import get_settings
-from axtrace_blocks import OwnershipPolicy
+from axtrace.testing import pinned_policy
 from tests.reliability.test_access import (
     INTAKE_TOKEN,
     bearer,
@@ -41,13 +41,10 @@ from tests.reliability.test_access import (
     new_token,
     where,
 )
-from tests.unit.conftest import POLICY
 
 PAGES = ["/v1/sites", "/v1/sites/berlin", "/v1/sites/berlin/policy-history"]
-FIRST = ownership.snapshot(OwnershipPolicy.model_validate(POLICY))
-FASTER = ownership.snapshot(OwnershipPolicy.model_validate({**POLICY, "escalation_chain": [
-    {**POLICY["escalation_chain"][0], "acknowledge_within": "5m"},
-    *POLICY["escalation_chain"][1:]]}))
+FIRST = pinned_policy()
+FASTER = pinned_policy(levels={1: {"acknowledge_within": "5m"}})
 
 
 @pytest.fixture(autouse=True)

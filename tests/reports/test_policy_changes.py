@@ -30,24 +30,14 @@ from axtrace.reports.figures import build_report
 from axtrace.reports.html import to_html
 from axtrace.reports.model import Report, Scope
 from axtrace.reports.render import render_table, site_markdown, to_json
-from axtrace_blocks import OwnershipPolicy
+from axtrace.testing import pinned_policy
 from tests.reports.builder import NOW, T0, Ledger
-from tests.unit.conftest import POLICY
 
 SCOPE = Scope(since=T0 - timedelta(days=1), until=NOW)
 FILE = "/srv/axtrace/sites.yaml"
 
 
-def pinned(**changes: Any) -> dict[str, Any]:
-    return ownership.snapshot(OwnershipPolicy.model_validate({**POLICY, **changes}))
-
-
-def level_one(**changes: Any) -> dict[str, Any]:
-    return {"escalation_chain": [{**POLICY["escalation_chain"][0], **changes},
-                                 *POLICY["escalation_chain"][1:]]}
-
-
-FASTER = pinned(**level_one(acknowledge_within="5m"))
+FASTER = pinned_policy(levels={1: {"acknowledge_within": "5m"}})
 
 
 @pytest.fixture
@@ -58,11 +48,12 @@ def changes(session: Session, three: Ledger) -> None:
         policyhistory.record(session, site=site, policy=policy, origin=origin, actor=actor,
                              where=where, at=T0 + after)
 
-    record("alpha", pinned(), -timedelta(days=2))
-    record("beta", pinned(), -timedelta(days=2))
+    record("alpha", pinned_policy(), -timedelta(days=2))
+    record("beta", pinned_policy(), -timedelta(days=2))
     record("alpha", FASTER, timedelta(hours=1))
-    record("beta", pinned(**level_one(responders=["anna"])), timedelta(hours=2), "prefect-ui")
-    record("epsilon", pinned(), timedelta(hours=3))
+    record("beta", pinned_policy(levels={1: {"responders": ["anna"]}}), timedelta(hours=2),
+           "prefect-ui")
+    record("epsilon", pinned_policy(), timedelta(hours=3))
     record("alpha", {**FASTER, "resolve_within": "PT2H"}, NOW - T0)
     session.commit()
 
@@ -88,7 +79,7 @@ def test_a_change_says_when_from_where_and_which_fields_changed(report: Report) 
     [change] = alpha.policy_changes
     assert (change.at, change.origin, change.actor, change.where) == (
         T0 + timedelta(hours=1), "sites apply", "ops", FILE)
-    assert (change.old_version, change.new_version) == (ownership.version(pinned()),
+    assert (change.old_version, change.new_version) == (ownership.version(pinned_policy()),
                                                         ownership.version(FASTER))
     assert [c.model_dump() for c in change.changes] == [
         {"field": "escalation_chain.0.acknowledge_within", "kind": "changed",

@@ -18,6 +18,7 @@ from prefect.testing.fixtures import (  # noqa: F401  (pytest finds fixtures by 
 
 from axtrace.ledger.db import upgrade
 from axtrace.settings import get_settings
+from axtrace.testing import make_policy
 
 
 @pytest.fixture
@@ -42,17 +43,8 @@ def events(request: pytest.FixtureRequest) -> Iterator[EventsWorker]:
         client.events = []
 
 
-POLICY = {
-    "site": "berlin-plant",
-    "owning_team": "Berlin line quality",
-    "escalation_chain": [
-        {"name": "Line lead", "responders": ["anna", "ben"], "acknowledge_within": "10m"},
-        {"name": "Shift manager", "responders": ["clara", "anna"], "acknowledge_within": "20m"},
-        {"responders": ["dora"], "acknowledge_within": "1h"},
-    ],
-    "resolve_within": "4h",
-    "severity_overrides": {"critical": {"acknowledge_within": "2m", "resolve_within": "1h"}},
-}
+POLICY = make_policy()
+"""The sample policy (see :func:`axtrace.testing.make_policy`)."""
 
 
 class Receiver(ThreadingHTTPServer):

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from axtrace import dispatch
+from axtrace.supervise import sleep_until
 
 
 def run_alone(coro: Any) -> Any:
@@ -23,7 +24,7 @@ def test_a_nudge_from_another_thread_ends_the_dispatchers_wait_at_once() -> None
         due = dispatch._due.setdefault(asyncio.get_running_loop(), asyncio.Event())
         started = time.monotonic()
         threading.Timer(0.2, dispatch.nudge).start()  # the intake's thread, after its commit
-        await dispatch._sleep(stop, 30.0, also=due)
+        await sleep_until(stop, 30.0, also=due)
         return time.monotonic() - started
 
     assert run_alone(scenario()) < 5.0, "woken by the nudge, not by the 30 s poll"
@@ -33,7 +34,7 @@ def test_without_a_nudge_the_poll_interval_still_bounds_the_wait() -> None:
     async def scenario() -> float:
         stop, due = asyncio.Event(), asyncio.Event()
         started = time.monotonic()
-        await dispatch._sleep(stop, 0.3, also=due)
+        await sleep_until(stop, 0.3, also=due)
         return time.monotonic() - started
 
     assert 0.25 <= run_alone(scenario()) < 5.0

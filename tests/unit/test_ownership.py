@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from axtrace import ownership
+from axtrace.testing import pinned_policy
 from axtrace_blocks import OwnershipPolicy
 from tests.unit.conftest import POLICY
 
-PINNED = ownership.snapshot(OwnershipPolicy.model_validate(POLICY))
+PINNED = pinned_policy()
 
 
 def test_responders_at_a_level_include_every_earlier_level_once_in_chain_order() -> None:
@@ -37,8 +38,8 @@ def test_resolve_deadline_is_the_policys_unless_the_severity_overrides_it() -> N
 
 
 def test_the_policy_version_is_a_content_hash_equal_for_equal_policies() -> None:
-    again = ownership.snapshot(OwnershipPolicy.model_validate(POLICY))
-    changed = ownership.snapshot(OwnershipPolicy.model_validate({**POLICY, "owning_team": "x"}))
+    again = pinned_policy()
+    changed = pinned_policy(owning_team="x")
     assert ownership.version(PINNED) == ownership.version(again)
     assert ownership.version(PINNED) != ownership.version(changed)
     assert len(ownership.version(PINNED)) == 12
@@ -51,10 +52,7 @@ def test_the_pinned_snapshot_round_trips_to_the_same_policy() -> None:
 
 
 def test_a_level_is_reminded_at_its_own_interval_or_never() -> None:
-    chain = [{**POLICY["escalation_chain"][0], "remind_every": "30m"},  # type: ignore[index]
-             *POLICY["escalation_chain"][1:]]  # type: ignore[index]
-    pinned = ownership.snapshot(OwnershipPolicy.model_validate({**POLICY,
-                                                                "escalation_chain": chain}))
+    pinned = pinned_policy(levels={1: {"remind_every": "30m"}})
     assert ownership.remind_every(pinned, 1) == timedelta(minutes=30)
     assert ownership.remind_every(pinned, 2) is None
 

@@ -15,16 +15,11 @@ from axtrace import ownership, policyhistory
 from axtrace.ledger.db import engine_for
 from axtrace.ledger.models import PolicyChange, utcnow
 from axtrace.reports.verify import verify_ledger
-from axtrace_blocks import OwnershipPolicy
+from axtrace.testing import make_policy, pinned_policy
 from tests.unit.conftest import POLICY
 
-
-def pinned(**changes: Any) -> dict[str, Any]:
-    return ownership.snapshot(OwnershipPolicy.model_validate({**POLICY, **changes}))
-
-
-FASTER = {"escalation_chain": [
-    {**POLICY["escalation_chain"][0], "acknowledge_within": "5m"}, *POLICY["escalation_chain"][1:]]}
+FASTER = {1: {"acknowledge_within": "5m"}}
+"""Level 1 acknowledged within 5 minutes instead of 10."""
 
 
 def apply(session: Session, policy: dict[str, Any], site: str = "berlin-plant") -> Any:
@@ -36,25 +31,25 @@ def apply(session: Session, policy: dict[str, Any], site: str = "berlin-plant") 
 
 def test_the_first_apply_puts_every_field_on_record(ledger: str) -> None:
     with Session(engine_for(ledger), expire_on_commit=False) as session:
-        entry = apply(session, pinned())
+        entry = apply(session, pinned_policy())
     assert (entry.seq, entry.old_version, entry.origin, entry.actor) == (1, None, "sites apply",
                                                                          "ops")
-    assert entry.new_version == ownership.version(pinned())
+    assert entry.new_version == ownership.version(pinned_policy())
     assert {"field": "resolve_within", "kind": "added", "before": None,
             "after": "4h"} in entry.changes
 
 
 def test_applying_the_same_policy_again_records_nothing(ledger: str) -> None:
     with Session(engine_for(ledger), expire_on_commit=False) as session:
-        apply(session, pinned())
-        assert apply(session, pinned()) is None
+        apply(session, pinned_policy())
+        assert apply(session, pinned_policy()) is None
         assert len(policyhistory.history(session)) == 1
 
 
 def test_a_change_is_recorded_field_by_field_with_both_versions(ledger: str) -> None:
     with Session(engine_for(ledger), expire_on_commit=False) as session:
-        first = apply(session, pinned())
-        second = apply(session, pinned(**FASTER))
+        first = apply(session, pinned_policy())
+        second = apply(session, pinned_policy(levels=FASTER))
     assert second.old_version == first.new_version != second.new_version
     assert second.changes == [{"field": "escalation_chain.0.acknowledge_within",
                                "kind": "changed", "before": "10m", "after": "5m"}]
@@ -63,17 +58,17 @@ def test_a_change_is_recorded_field_by_field_with_both_versions(ledger: str) -> 
 
 def test_sites_share_one_chain_and_history_filters_by_site(ledger: str) -> None:
     with Session(engine_for(ledger), expire_on_commit=False) as session:
-        apply(session, pinned())
-        apply(session, pinned(), site="lyon-store")
-        apply(session, pinned(**FASTER))
+        apply(session, pinned_policy())
+        apply(session, pinned_policy(), site="lyon-store")
+        apply(session, pinned_policy(levels=FASTER))
         assert [e.seq for e in policyhistory.history(session, site="berlin-plant")] == [1, 3]
         assert verify_ledger(session) == []
 
 
 def test_an_entry_edited_in_the_database_breaks_the_chain_verify_checks(ledger: str) -> None:
     with Session(engine_for(ledger), expire_on_commit=False) as session:
-        apply(session, pinned())
-        apply(session, pinned(**FASTER))
+        apply(session, pinned_policy())
+        apply(session, pinned_policy(levels=FASTER))
         session.exec(update(PolicyChange).where(col(PolicyChange.seq) == 2)
                      .values(actor="someone else"))
         session.commit()
@@ -84,7 +79,7 @@ def test_an_entry_edited_in_the_database_breaks_the_chain_verify_checks(ledger: 
 
 def test_an_entry_removed_from_the_middle_is_found(ledger: str) -> None:
     with Session(engine_for(ledger), expire_on_commit=False) as session:
-        for policy in (pinned(), pinned(**FASTER), pinned()):
+        for policy in (pinned_policy(), pinned_policy(levels=FASTER), pinned_policy()):
             apply(session, policy)
         session.exec(delete(PolicyChange).where(col(PolicyChange.seq) == 2))
         session.commit()
@@ -101,8 +96,8 @@ def test_a_block_edited_outside_sites_apply_is_recorded_as_a_prefect_ui_change(
     ledger: str,
 ) -> None:
     with Session(engine_for(ledger), expire_on_commit=False) as session:
-        apply(session, pinned())
-        edited = block({**POLICY, **FASTER}, minutes_ago=5)
+        apply(session, pinned_policy())
+        edited = block(make_policy(levels=FASTER), minutes_ago=5)
         [entry] = policyhistory.detect_edits([edited], session, utcnow())
         session.commit()
     assert (entry.origin, entry.actor, entry.at) == ("prefect-ui", "unknown", edited.updated)
@@ -127,8 +122,8 @@ def test_policy_history_prints_who_changed_what_from_where(ledger: str) -> None:
     from axtrace.cli import app
 
     with Session(engine_for(ledger), expire_on_commit=False) as session:
-        apply(session, pinned())
-        apply(session, pinned(**FASTER))
+        apply(session, pinned_policy())
+        apply(session, pinned_policy(levels=FASTER))
     table = CliRunner().invoke(app, ["policy", "history", "--site", "berlin-plant"],
                                env={"COLUMNS": "250"})
     assert table.exit_code == 0, table.output

@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from axtrace.sitediff import Change, SiteState, diff, policy_fields
+from axtrace.testing import make_policy
 from axtrace_blocks import OwnershipPolicy
 from tests.unit.conftest import POLICY
 
 
 def policy(**changes: Any) -> dict[str, str]:
-    return policy_fields(OwnershipPolicy.model_validate({**POLICY, **changes}))
+    return policy_fields(OwnershipPolicy.model_validate(make_policy(**changes)))
 
 
 def state(version: str = "v1", **changes: Any) -> SiteState:
@@ -40,10 +41,9 @@ def test_a_policy_as_stored_data_reads_like_the_policy_itself() -> None:
 
 
 def test_a_changed_deadline_is_one_change_naming_the_field_before_and_after() -> None:
-    chain = [dict(level) for level in POLICY["escalation_chain"]]
-    chain[0]["acknowledge_within"] = "15m"
+    faster = make_policy(levels={1: {"acknowledge_within": "15m"}})["escalation_chain"]
 
-    changes = diff({"berlin-plant": state(escalation_chain=chain)},
+    changes = diff({"berlin-plant": state(escalation_chain=faster)},
                    {"berlin-plant": state()})
 
     assert changes == [Change("berlin-plant", "changed",

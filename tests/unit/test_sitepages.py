@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from axtrace import ownership
 from axtrace.ledger.models import Alert
 from axtrace.reports.model import PolicyChangeSeen
 from axtrace.sitepages import counts_of, on_call_now, open_alert, policy_now, site_page, summary
-from axtrace_blocks import OwnershipPolicy
-from tests.unit.conftest import POLICY
+from axtrace.testing import pinned_policy
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
-
-
-def pinned(**changes: Any) -> dict[str, Any]:
-    return ownership.snapshot(OwnershipPolicy.model_validate({**POLICY, **changes}))
 
 
 def change(version: str) -> PolicyChangeSeen:
@@ -25,8 +19,8 @@ def change(version: str) -> PolicyChangeSeen:
 
 
 def test_on_call_at_a_level_are_its_own_responders_not_the_earlier_levels() -> None:
-    assert on_call_now(pinned(), 2, NOW).names == ["clara", "anna"]
-    assert on_call_now(pinned(), 2, NOW).source == "responders"
+    assert on_call_now(pinned_policy(), 2, NOW).names == ["clara", "anna"]
+    assert on_call_now(pinned_policy(), 2, NOW).source == "responders"
 
 
 ROTA = """BEGIN:VCALENDAR
@@ -48,7 +42,7 @@ def test_on_call_at_a_level_with_a_calendar_is_whoever_is_on_shift_now() -> None
 
     chain = [{"responders": ["lead"], "oncall_calendar": "https://rota.example/t0k3n.ics",
               "oncall_name_pattern": "On call: (.+)", "acknowledge_within": "5m"}]
-    policy = pinned(escalation_chain=chain)
+    policy = pinned_policy(escalation_chain=chain)
     calendars = {"https://rota.example/t0k3n.ics": Calendar.from_ical(ROTA)}
     now = on_call_now(policy, 1, NOW, calendars)
     assert (now.names, now.source, now.calendar) == (["olga"], "calendar",
@@ -62,7 +56,7 @@ def test_on_call_at_a_level_with_a_calendar_is_whoever_is_on_shift_now() -> None
 
 
 def test_the_policy_is_on_record_only_when_the_last_change_has_its_version() -> None:
-    policy = pinned()
+    policy = pinned_policy()
     assert policy_now(policy, source="prefect", last=change(ownership.version(policy)),
                       now=NOW).on_record
     assert not policy_now(policy, source="prefect", last=change("other"), now=NOW).on_record
@@ -70,17 +64,15 @@ def test_the_policy_is_on_record_only_when_the_last_change_has_its_version() -> 
 
 
 def test_levels_carry_their_deadline_and_reminder_in_seconds() -> None:
-    chain = [{**POLICY["escalation_chain"][0], "remind_every": "30m"},
-             *POLICY["escalation_chain"][1:]]
-    levels = policy_now(pinned(escalation_chain=chain), source="ledger", last=None,
-                        now=NOW).levels
+    reminded = pinned_policy(levels={1: {"remind_every": "30m"}})
+    levels = policy_now(reminded, source="ledger", last=None, now=NOW).levels
     assert [(lv.name, lv.acknowledge_within_s, lv.remind_every_s) for lv in levels] == [
         ("Line lead", 600, 1800), ("Shift manager", 1200, None), ("level 3", 3600, None)]
 
 
 def test_an_open_alert_names_its_level_and_who_may_act_from_its_own_pinned_policy() -> None:
     alert = Alert(id=7, site="berlin-plant", key="k", title="Crack", received_at=NOW,
-                  status="open", level=3, policy=pinned(),
+                  status="open", level=3, policy=pinned_policy(),
                   ack_deadline=NOW + timedelta(hours=1))
     shown = open_alert(alert)
     assert (shown.level_name, shown.may_act, shown.ack_deadline) == (

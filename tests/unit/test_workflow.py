@@ -15,7 +15,7 @@ from axtrace import ownership, workflow
 from axtrace.ledger import repo
 from axtrace.ledger.db import engine_for
 from axtrace.ledger.models import Alert, AlertCreate, Status, TraceEntry, utcnow
-from axtrace.testing import wait_until
+from axtrace.testing import make_policy, wait_until
 from axtrace.workflow import Answer, Phase
 from axtrace_blocks import OwnershipPolicy
 from tests.unit.conftest import POLICY
@@ -277,9 +277,7 @@ def test_the_notification_neutralises_mass_mentions_in_alert_fields(ledger: str)
 # --------------------------------------------------------------- deadlines of acknowledged alerts
 
 NOW = utcnow()
-REMINDING = {**POLICY, "escalation_chain": [
-    {**level, "remind_every": "30m"} if n == 1 else level
-    for n, level in enumerate(POLICY["escalation_chain"])]}  # type: ignore[attr-defined]
+REMINDING = make_policy(levels={2: {"remind_every": "30m"}})
 """POLICY whose level 2 is reminded every 30 minutes."""
 
 
@@ -546,9 +544,7 @@ def test_a_level_with_nobody_and_no_responders_is_skipped_and_recorded(
 def test_an_alert_assigned_past_skipped_levels_needs_no_escalated_step() -> None:
     from axtrace.reports.verify import implied_steps
 
-    state: Any = type("State", (), {"level": 2, "notified_level": 2, "acknowledged_at": None,
-                                    "status": "open", "resolved_at": None,
-                                    "overdue_at": None, "suppressed_until": None,
-                                    "outcome": None})()
+    state = Alert(site="berlin-plant", key="k", title="t", received_at=utcnow(), level=2,
+                  notified_level=2)
     assert "escalated" not in implied_steps(state, assigned_level=2)
     assert "escalated" in implied_steps(state)
