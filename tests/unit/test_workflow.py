@@ -548,6 +548,6 @@ def test_an_alert_assigned_past_skipped_levels_needs_no_escalated_step() -> None
 
     state: Any = type("State", (), {"level": 2, "notified_level": 2, "acknowledged_at": None,
                                     "status": "open", "resolved_at": None,
-                                    "overdue_at": None})()
+                                    "overdue_at": None, "suppressed_until": None})()
     assert "escalated" not in implied_steps(state, assigned_level=2)
     assert "escalated" in implied_steps(state)
