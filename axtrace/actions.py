@@ -11,12 +11,14 @@ import asyncio
 import time
 from typing import Any, Literal
 
+from sqlmodel import Session
+
 from axtrace.errors import Conflict, Forbidden, InvalidInput, Unavailable
 from axtrace.events import emit_step
 from axtrace.ledger import repo
 from axtrace.ledger.models import Alert, Outcome, Status, Step
 from axtrace.ledger.session import in_transaction
-from axtrace.workflow import load_alert, refusal, suppressed_reason
+from axtrace.workflow import StepRecord, load_alert, refusal, suppressed_reason
 
 Action = Literal["acknowledge", "resolve"]
 _ALLOWED_FROM: dict[str, tuple[str, ...]] = {
@@ -60,12 +62,12 @@ def _check_status(alert: Alert, action: Action, who: str) -> None:
 
 
 def record_refusal(alert_id: int, who: str, action: str, reason: str | None = None) -> None:
-    def work(session: Any) -> Any:
+    def work(session: Session) -> StepRecord:
         alert = repo.get_alert(session=session, alert_id=alert_id)
         return refusal(session, alert, who, action, reason)
 
-    alert, step, actor, detail = in_transaction(work)
-    emit_step(step.value, alert, detail, actor)
+    refused = in_transaction(work)
+    emit_step(refused.step.value, refused.alert, refused.detail, refused.actor)
 
 
 async def act(

@@ -35,7 +35,8 @@ def test_the_same_code_in_another_folder_has_the_same_version(checkout: Path) ->
 
 @pytest.mark.parametrize("behaviour", [
     "axtrace/ownership.py", "axtrace/ledger/repo.py", "axtrace/outbound.py",
-    "axtrace_blocks/policy.py", "flows/respond.py", "axtrace/workflow.py",
+    "axtrace_blocks/policy.py", "flows/respond.py", "axtrace/workflow/transitions.py",
+    "axtrace/workflow/steps.py",
 ])
 def test_an_edit_to_a_behaviour_file_changes_the_version(checkout: Path, behaviour: str) -> None:
     before = workflow_version(checkout)
