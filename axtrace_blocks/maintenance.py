@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationInfo,
@@ -23,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from axtrace.vocabulary import shorthand_duration
+from axtrace_blocks.durations import Duration
 
 if TYPE_CHECKING:
     from dateutil.rrule import rrule
@@ -40,13 +39,6 @@ PROBE = timedelta(days=4 * 366)
 """A rule must occur at least once this soon after its ``dtstart`` (leap days do)."""
 
 
-def _duration(value: Any) -> Any:
-    if isinstance(value, str) and (parsed := shorthand_duration(value)) is not None:
-        return parsed
-    return value
-
-
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
 def parse_rule(text: str, dtstart: datetime | None) -> rrule:
@@ -134,13 +126,6 @@ class MaintenanceWindow(BaseModel):
         if text is not None:
             parse_rule(text, None)
         return text
-
-    @field_validator("duration")
-    @classmethod
-    def _positive(cls, value: timedelta | None) -> timedelta | None:
-        if value is not None and value.total_seconds() <= 0:
-            raise ValueError(f"duration must be longer than zero, got {value.total_seconds():g}s")
-        return value
 
     @model_validator(mode="after")
     def _one_kind(self) -> MaintenanceWindow:

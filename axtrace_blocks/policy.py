@@ -7,46 +7,23 @@ deadline applies) live in :mod:`axtrace.ownership` and work on a plain snapshot 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from difflib import get_close_matches
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from prefect.blocks.core import Block
 from pydantic import (
-    AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-from axtrace.vocabulary import SEVERITIES, SITE_SLUG, shorthand_duration
+from axtrace.vocabulary import SEVERITIES, SITE_SLUG
+from axtrace_blocks.durations import Duration
 from axtrace_blocks.maintenance import MaintenanceWindow
-
-
-def _parse_duration(value: Any) -> Any:
-    """Accept ``30s``, ``15m``, ``2h``, ``1d``, ``1w`` besides what pydantic takes (seconds,
-    ISO 8601)."""
-    if isinstance(value, str) and (parsed := shorthand_duration(value)) is not None:
-        return parsed
-    return value
-
-
-def _positive(value: timedelta, info: ValidationInfo) -> timedelta:
-    """A deadline or window of no time would fire at once: refused, naming its field."""
-    if value.total_seconds() <= 0:
-        raise ValueError(
-            f"{info.field_name} must be longer than zero, got {value.total_seconds():g}s")
-    return value
-
-
-Duration = Annotated[timedelta, BeforeValidator(_parse_duration), AfterValidator(_positive)]
-"""Every duration of a policy: in the house syntax or pydantic's, and longer than zero."""
 
 
 def calendar_source(source: str) -> str:
