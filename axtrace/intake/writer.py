@@ -36,6 +36,7 @@ import logging
 import queue
 import threading
 import time
+import weakref
 from typing import Any
 
 from sqlalchemy import Engine, event
@@ -128,12 +129,19 @@ def _settle(settled: list[tuple[asyncio.Future[Reply], Outcome]]) -> None:
             answer.set_result(outcome)
 
 
+_checkpointed: weakref.WeakSet[Engine] = weakref.WeakSet()
+"""Engines whose checkpoints a thread already takes (one thread per engine, however many
+writers share it)."""
+
+
 def checkpoints_off_the_writer(engine: Engine) -> None:
     """Connections of ``engine`` made from now on do not checkpoint after a commit; a daemon
-    thread checkpoints every :data:`CHECKPOINT_SECONDS` instead. The pool is emptied so no
+    thread checkpoints every :data:`CHECKPOINT_SECONDS` instead (one per engine, as the
+    writer's own thread, for the life of the process). The pool is emptied so no
     connection made before keeps checkpointing inline."""
-    if engine.url.database in (None, "", ":memory:"):
+    if engine.url.database in (None, "", ":memory:") or engine in _checkpointed:
         return
+    _checkpointed.add(engine)
 
     def no_autocheckpoint(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.execute("PRAGMA wal_autocheckpoint=0")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -127,3 +128,15 @@ def test_the_wal_is_checkpointed_by_a_thread_of_its_own_not_after_the_writers_co
     else:
         pytest.fail("the 20 alerts never reached the database file: nothing checkpointed")
     engine.dispose()
+
+
+def test_writers_sharing_an_engine_share_one_checkpoint_thread(settings: Settings) -> None:
+    def checkpointers() -> int:
+        return sum(t.name == "axtrace-wal-checkpoint" for t in threading.enumerate())
+
+    before = checkpointers()
+    engine = make_engine(settings.ledger_url, settings.db_busy_timeout)
+    for key in ("a", "b"):
+        [reply] = asyncio.run(write_all(Writer(engine), [incoming(settings, key)]))
+        assert reply.status == 202
+    assert checkpointers() == before + 1
