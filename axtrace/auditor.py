@@ -125,13 +125,7 @@ async def _policy_edits(client: Any) -> int:
     """Put on record each policy block edited outside ``sites apply`` (the UI, the API)."""
     from axtrace import policyhistory
 
-    documents: list[Any] = []
-    while True:  # the server answers at most 200 per page
-        page = await client.read_block_documents_by_type(
-            policyhistory.POLICY_BLOCK_TYPE, offset=len(documents), limit=200)
-        documents += page
-        if len(page) < 200:
-            break
+    documents = await policyhistory.policy_documents(client)
     found = in_transaction(lambda session: policyhistory.detect_edits(documents, session,
                                                                       utcnow()))
     for entry in found:

@@ -261,18 +261,11 @@ class Detectors:
 
 async def _from_policies() -> dict[str, dict[str, timedelta]]:
     from prefect import get_client
-    from prefect.client.schemas.objects import BlockDocument
 
-    from axtrace.policyhistory import POLICY_BLOCK_TYPE
+    from axtrace.policyhistory import policy_documents
 
-    documents: list[BlockDocument] = []
     async with get_client() as client:
-        while True:  # the server answers at most 200 per page
-            page = await client.read_block_documents_by_type(
-                POLICY_BLOCK_TYPE, offset=len(documents), limit=200)
-            documents += page
-            if len(page) < 200:
-                break
+        documents = await policy_documents(client)
     return {d.name: _watched(d.name, d.data) for d in documents if d.name}
 
 

@@ -37,6 +37,8 @@ from axtrace.sitediff import field_changes, policy_fields
 GENESIS = "0" * 64
 APPLY_GRACE = timedelta(seconds=60)
 POLICY_BLOCK_TYPE = "axtrace-ownership-policy"
+PAGE = 200
+"""Block documents the Prefect server answers per page at most."""
 
 
 def changes_between(site: str, before: Mapping[str, Any] | None,
@@ -164,3 +166,15 @@ def detect_edits(documents: Sequence[Any], session: Session, now: datetime) -> l
         if entry is not None:
             found.append(entry)
     return found
+
+
+async def policy_documents(client: Any, *, include_secrets: bool = True) -> list[Any]:
+    """Every policy block document on the Prefect server, page by page."""
+    documents: list[Any] = []
+    while True:
+        page = await client.read_block_documents_by_type(
+            POLICY_BLOCK_TYPE, offset=len(documents), limit=PAGE,
+            include_secrets=include_secrets)
+        documents += page
+        if len(page) < PAGE:
+            return documents

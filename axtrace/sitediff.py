@@ -158,7 +158,7 @@ def _stored_policy(client: Any, site: str) -> dict[str, str] | None:
     from prefect.exceptions import ObjectNotFound
     from pydantic import ValidationError
 
-    from axtrace.reports.verify import POLICY_BLOCK_TYPE
+    from axtrace.policyhistory import POLICY_BLOCK_TYPE
 
     try:
         document = client.read_block_document_by_name(name=site,

@@ -148,15 +148,10 @@ async def _policy_document(site: str) -> list[BlockDocument]:
 async def _policy_documents() -> list[BlockDocument]:
     from prefect import get_client
 
-    documents: list[BlockDocument] = []
     async with get_client() as client:
-        while True:  # the server answers at most 200 per page
-            page = await client.read_block_documents_by_type(
-                policyhistory.POLICY_BLOCK_TYPE, offset=len(documents), limit=200,
-                include_secrets=False)
-            documents += page
-            if len(page) < 200:
-                return documents
+        documents: list[BlockDocument] = await policyhistory.policy_documents(
+            client, include_secrets=False)
+    return documents
 
 
 def _pinned(document: BlockDocument) -> dict[str, Any] | None:

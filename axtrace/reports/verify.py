@@ -38,10 +38,9 @@ from sqlmodel import Session, col, select
 
 from axtrace.ledger import repo, seal
 from axtrace.ledger.models import Delivery, OutboxItem, Outcome, Status, Step, TraceEvent
+from axtrace.policyhistory import POLICY_BLOCK_TYPE
 from axtrace.reports.query import ALERT
 from axtrace.settings import get_settings
-
-POLICY_BLOCK_TYPE = "axtrace-ownership-policy"
 
 
 @dataclass(frozen=True)

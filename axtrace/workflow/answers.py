@@ -47,8 +47,7 @@ from axtrace.workflow.transitions import (
 def take_answer(alert_id: int, phase: Phase, wait_seq: int, answer: Answer) -> Step | None:
     """Apply one answer (or an empty wake) in one transaction; return the step it recorded."""
     now = answer.answered_at or utcnow()
-    reminder = _send_reminder(alert_id, wait_seq, answer, now)
-    ahead = _on_call_ahead(alert_id, wait_seq, answer, now)
+    reminder, ahead = _before_a_wake(alert_id, wait_seq, answer, now)
 
     def work(session: Session) -> list[StepRecord]:
         alert = repo.get_alert(session=session, alert_id=alert_id, lock=True)
@@ -64,32 +63,26 @@ def take_answer(alert_id: int, phase: Phase, wait_seq: int, answer: Answer) -> S
     return done[0].step if done else None
 
 
-def _send_reminder(
+def _before_a_wake(
     alert_id: int, wait_seq: int, answer: Answer, now: datetime,
-) -> dict[str, Any] | None:
-    """For a wake that is a reminder, send it first (as ``notify`` does); else None."""
+) -> tuple[dict[str, Any] | None, oncall.Plan | None]:
+    """What a wake without an answer needs done before its transaction, from one read of the
+    alert: a due reminder is sent (as ``notify`` does); for an escalation, who is on call from
+    the next level on, and for a release from a maintenance window, from level 1 (calendars
+    are read outside the transaction). Nothing for an answer, a wake already taken, or an
+    alert its source resolved (the loop resolves it next)."""
     if answer.responder is not None:
-        return None
+        return None, None
     alert = load_alert(alert_id)
     if alert.wait_seq != wait_seq or alert.source_resolved_at is not None:
-        return None
-    return deliver(alert) if deadline_step(alert, now) is Step.REMINDED else None
-
-
-def _on_call_ahead(
-    alert_id: int, wait_seq: int, answer: Answer, now: datetime,
-) -> oncall.Plan | None:
-    """For a wake that escalates, who is on call from the next level on; for one that
-    releases the alert from a maintenance window, from level 1 (calendars are read before
-    the transaction that acts); else None."""
-    if answer.responder is not None:
-        return None
-    alert = load_alert(alert_id)
-    due = deadline_step(alert, now) if alert.wait_seq == wait_seq else None
-    if due not in (Step.ESCALATED, Step.RELEASED):
-        return None
-    start = alert.level + 1 if due is Step.ESCALATED else 1
-    return oncall.plan(cast(dict[str, Any], alert.policy), start, now, calendars())
+        return None, None
+    due = deadline_step(alert, now)
+    if due is Step.REMINDED:
+        return deliver(alert), None
+    if due in (Step.ESCALATED, Step.RELEASED):
+        start = alert.level + 1 if due is Step.ESCALATED else 1
+        return None, oncall.plan(cast(dict[str, Any], alert.policy), start, now, calendars())
+    return None, None
 
 
 # --------------------------------------------------------------------------- a person
